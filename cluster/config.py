@@ -1,0 +1,259 @@
+"""One typed config tree for every qthink command (EasyR1-style: dataclasses + YAML + dotted overrides).
+
+A run resolves its tree once (defaults <- YAML <- `section.key=value` overrides), validates every key and
+type up front, and saves the resolved copy next to its outputs, so a run can always be reproduced from
+its own folder. Unknown keys and wrong types fail with the dotted name of the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key that does not exist or a value of the wrong type; the message names the dotted key."""
+
+
+@dataclass
+class ModelConfig:
+    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use into tiny_dir.
+    path: str = ""
+    tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
+    tiny_size: str = "tiny"
+    tiny_seed: int = 0
+    dtype: str = "float32"
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # parquet manifests
+    test: list[str] = field(default_factory=list)
+    shuffle_seed: int = 0
+    num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
+    max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
+    video_view: str = "frames"  # frames | multiframe (PreResQ-R1's global grid + local frames)
+
+
+@dataclass
+class RolloutConfig:
+    num_workers: int = 1
+    cpus_per_worker: int = 1
+    gpus_per_worker: int = 0
+    tensor_parallel_size: int = 1
+    n: int = 8  # G responses per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 64
+    seed: int = 0
+    max_model_len: int = 2048
+    kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU; gpu_memory_utilization drives GPUs
+    gpu_memory_utilization: float = 0.6
+    enforce_eager: bool = True
+    sync_timeout_s: float = 120.0
+
+
+@dataclass
+class RewardConfig:
+    preset: str = "qthink"
+    weights: dict[str, float] = field(default_factory=dict)  # per-component overrides of the preset
+    custom: list[str] = field(default_factory=list)  # extra components as "module:function"
+    rank_scope: str = "global"  # global | slice (the papers rank inside one GPU's slice)
+    rank_slice: int = 8
+    temporal: bool = True  # VQAThinker's perturbed-video bonus when the batch has videos
+    num_workers: int = 1
+
+
+@dataclass
+class LearnerConfig:
+    num_ranks: int = 2
+    cpus_per_rank: int = 1
+    gpus_per_rank: int = 0
+    zero_stage: int = 2
+    dtype: str = "fp32"  # fp32 | bf16
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"  # constant | cosine | linear
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8
+    advantage: str = "grpo"  # grpo | dr_grpo
+    filter_zero_variance: bool = False
+    loss_agg: str = "seq-mean-token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    dual_clip: float = 0.0  # 0 disables; else c > 1 bounds negative-advantage ratios (dual-clip PPO)
+    beta: float = 0.04  # KL coefficient; 0 skips the reference model
+    kl_estimator: str = "k3"  # k1 | k2 | k3
+    gradient_checkpointing: bool = False
+    freeze_vision: bool = False
+    lora_rank: int = 0  # 0 = full fine-tuning
+
+
+@dataclass
+class TrainConfig:
+    stages: list[str] = field(default_factory=lambda: ["sft", "grpo"])
+    output_dir: str = "runs/demo"
+    seed: int = 0
+    prompts_per_step: int = 8  # B
+    sft_steps: int = 100
+    grpo_steps: int = 50
+    one_step_off: bool = False  # rollout of step t+1 overlaps training of step t
+    eval_every: int = 10
+    save_every: int = 10
+    keep_last: int = 2
+
+
+@dataclass
+class ClusterConfig:
+    address: str = "local"  # local: start Ray here; "auto" or "ray://host:port": join a cluster
+    num_cpus: int = 0  # local only; 0 = every CPU of this machine
+    namespace: str = "qthink"
+
+
+@dataclass
+class ServeConfig:
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 4.0
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    max_frames: int = 64
+    max_duration_s: float = 120.0
+    request_timeout_s: float = 60.0
+    allow_remote_urls: bool = False
+    port: int = 8000
+
+
+@dataclass
+class LoggingConfig:
+    tensorboard: bool = True
+    wandb_project: str = ""
+    mlflow_uri: str = ""
+    progress_bar: bool = True
+
+
+@dataclass
+class QThinkConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+def _coerce(value, annotation, key: str):
+    """Check (and minimally coerce) one value against its annotation; errors name the dotted key."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: got {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return _build(annotation, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = typing.get_args(annotation)
+        return {_coerce(k, kt, key): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-6" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise ConfigError(f"{key}: unsupported annotation {annotation!r}")
+    raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in known:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known))})")
+        kwargs[name] = _coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> QThinkConfig:
+    """Defaults <- YAML file <- `section.key=value` overrides (values parsed as YAML scalars)."""
+    tree = dataclasses.asdict(QThinkConfig())
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        for section, values in loaded.items():
+            if section not in tree:
+                raise ConfigError(f"{section}: unknown section (known: {', '.join(tree)})")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: expected a mapping, got {values!r}")
+            for name, value in values.items():
+                tree[section][name] = value  # unknown names are caught by _build
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        if not sep or not dotted:
+            raise ConfigError(f"{item!r}: overrides are written section.key=value")
+        _set_dotted(tree, dotted.strip(), yaml.safe_load(raw) if raw.strip() else "")
+    return _build(QThinkConfig, tree)
+
+
+def config_to_yaml(config: QThinkConfig) -> str:
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
+
+
+def save_resolved(config: QThinkConfig, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / "config.resolved.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_to_yaml(config))
+    return path

@@ -1,0 +1,35 @@
+"""Start or join Ray the same way for every command.
+
+Locally (CI, a laptop) qthink starts a private Ray on loopback with token auth off (Ray 2.60 turns it on
+by default and a loopback-only cluster has no one to authenticate) and no dashboard (it costs ~1 CPU-s
+and a port). On a cluster (`ray job submit`), `address=auto` joins the running cluster instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from cluster.config import ClusterConfig
+
+# Actors share 2 cores here: torch's default thread count and OpenMP's spin-waiting made a GRPO step
+# 35-40x slower (DESIGN.md). Every process Ray starts inherits these.
+WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled"}
+
+
+def init_ray(config: ClusterConfig | None = None):
+    import ray
+
+    config = config or ClusterConfig()
+    if ray.is_initialized():
+        return ray.get_runtime_context()
+    if config.address == "local":
+        os.environ.update(WORKER_ENV)
+        num_cpus = config.num_cpus or os.cpu_count()
+        return ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            namespace=config.namespace,
+            runtime_env={"env_vars": WORKER_ENV},
+            log_to_driver=True,
+        )
+    return ray.init(address=config.address, namespace=config.namespace)

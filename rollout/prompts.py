@@ -1,0 +1,57 @@
+"""Prompt texts and chat messages for quality judging, as the papers' official training code writes them.
+
+The system prompt and questions follow REWARDS.md ("Common"): the R1-style system prompt and the
+VisualQuality-R1 / VQAThinker question; PreResQ-R1 asks for five aspect ratings (IQA) or two numbers (VQA).
+Messages use the Qwen2-VL content-list format so one chat template serves images and videos.
+"""
+
+from __future__ import annotations
+
+R1_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with "
+    "the answer. The reasoning process and answer are enclosed within <think> </think> and <answer> "
+    "</answer> tags, respectively, i.e., <think> reasoning process here </think><answer> answer here "
+    "</answer>"
+)
+
+_RATING = (
+    "The rating should be a float between 1 and 5, rounded to two decimal places, with 1 representing "
+    "very poor quality and 5 representing excellent quality."
+)
+_TAGS = (
+    "First output the thinking process in <think> </think> tags and then output the final answer with "
+    "only one score in <answer> </answer> tags."
+)
+QUALITY_QUESTION = {
+    "image": "You are doing the image quality assessment task. Here is the question: What is your overall "
+    f"rating on the quality of this picture? {_RATING} {_TAGS}",
+    "video": "You are doing the video quality assessment task. Here is the question: What is your overall "
+    f"rating on the quality of this video? {_RATING} {_TAGS}",
+}
+
+PRERESQ_ASPECTS = ("saturation", "granularity", "sharpness", "foreground", "background")
+PRERESQ_IQA_QUESTION = (
+    "You are doing the image quality assessment task. Rate the quality of this picture on five aspects: "
+    + ", ".join(PRERESQ_ASPECTS)
+    + ". Each rating is a float between 1 and 5 with two decimals, 1 very poor and 5 excellent. First "
+    "output the thinking process in <think> </think> tags, then the five ratings in <answer> </answer> "
+    "tags, one per line."
+)
+PRERESQ_VQA_QUESTION = (
+    "You are doing the video quality assessment task. The first picture tiles frames of the whole video; "
+    "the others are single frames. Rate the spatial quality and the temporal quality of this video, each "
+    "a float between 1 and 5 with two decimals. First output the thinking process in <think> </think> "
+    "tags, then the two ratings in <answer> </answer> tags, one per line."
+)
+
+
+def quality_messages(media_type: str, question: str | None = None, num_images: int = 1) -> list[dict]:
+    """Chat messages for one judged item: system prompt + media placeholder(s) + question."""
+    if media_type not in ("image", "video"):
+        raise ValueError(f"media_type must be 'image' or 'video', got {media_type!r}")
+    media = [{"type": media_type}] if media_type == "video" else [{"type": "image"}] * num_images
+    return [
+        {"role": "system", "content": [{"type": "text", "text": R1_SYSTEM_PROMPT}]},
+        {"role": "user", "content": media + [{"type": "text", "text": question or QUALITY_QUESTION[media_type]}]},
+    ]

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+
+import pytest
+
+from cluster.config import ConfigError, QThinkConfig, load_config, save_resolved
+
+
+def test_defaults_yaml_and_overrides_resolve_in_that_order(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("learner:\n  lr: 1.0e-5\n  zero_stage: 3\nrollout:\n  n: 6\n")
+    cfg = load_config(f, ["learner.lr=2e-6", "train.stages=[grpo]", "reward.weights={rank: 0.5}"])
+    assert cfg.learner.lr == 2e-6  # override beats YAML; "2e-6" is a YAML string, coerced to float
+    assert cfg.learner.zero_stage == 3  # from YAML
+    assert cfg.rollout.n == 6
+    assert cfg.rollout.temperature == QThinkConfig().rollout.temperature  # default kept
+    assert cfg.train.stages == ["grpo"]
+    assert cfg.reward.weights == {"rank": 0.5}
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("learner.lr=abc", "learner.lr"),
+        ("rollout.n=2.5", "rollout.n"),
+        ("learner.zero_stag=1", "learner.zero_stag"),
+        ("nosection.x=1", "nosection"),
+        ("train.stages=grpo", "train.stages"),
+        ("rollout.enforce_eager=yes please", "rollout.enforce_eager"),
+    ],
+)
+def test_bad_keys_and_types_name_the_key(override, named):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value).startswith(named)
+
+
+def test_yaml_unknown_key_is_named(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("rollout:\n  temprature: 0.7\n")
+    with pytest.raises(ConfigError, match="rollout.temprature"):
+        load_config(f)
+
+
+def test_resolved_copy_loads_back_identically(tmp_path):
+    cfg = load_config(None, ["learner.beta=0.0", "data.train=[a.parquet, b.parquet]"])
+    path = save_resolved(cfg, tmp_path / "run")
+    assert load_config(path) == cfg
+
+
+def test_cli_config_show_fails_naming_the_key():
+    r = subprocess.run([sys.executable, "-m", "cluster.cli", "config", "show", "learner.lr=abc"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "learner.lr" in r.stderr
+
+
+def test_cli_help_lists_the_commands_that_exist():
+    from cluster.cli import build_parser
+
+    r = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        assert name in r.stdout
+    for name in sub.choices:  # every listed command answers its own --help
+        h = subprocess.run([sys.executable, "-m", "cluster.cli", name, "--help"], capture_output=True)
+        assert h.returncode == 0, name
