@@ -1,0 +1,116 @@
+"""Rollout as Ray actors: one vLLM engine per `RolloutWorker`, and a `RolloutPool` that feeds them.
+
+The pool hands out small chunks one at a time, so a faster worker simply takes more of them; results are
+put back in input order. A worker that dies is replaced (with the latest weights re-applied) and its chunk
+re-run, so no prompt is lost. Weight sync puts the bytes in the object store ONCE; every worker reads the
+same object, and a sync that does not finish within its timeout fails loudly instead of hanging.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from typing import Callable
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from cluster.config import RolloutConfig
+from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
+
+
+@ray.remote
+class RolloutWorker:
+    def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", cpu_ids: str = ""):
+        import torch
+
+        if cpu_ids:  # each engine on its own cores; with "auto" every engine would pick the same ones
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_ids
+            os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+        torch.set_num_threads(max(1, config.cpus_per_worker))
+        self.engine = RolloutEngine(model_dir, config, dtype)
+
+    def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
+        return self.engine.generate(requests, n, **overrides)
+
+    def load_weights(self, payload: bytes, version: int) -> int:
+        return self.engine.load_weights(payload, version, timeout_s=self.engine.config.sync_timeout_s)
+
+    def policy_version(self) -> int:
+        return self.engine.version
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class WeightSyncError(RuntimeError):
+    """A weight sync that did not complete on every rollout worker (timeout or a dead worker)."""
+
+
+class RolloutPool:
+    """Work-stealing dispatch of request chunks over rollout workers, with restart on worker death.
+
+    `make_worker(i)` creates worker i (a real `RolloutWorker` or, in benchmarks, a simulated one).
+    """
+
+    def __init__(self, make_worker: Callable[[int], "ray.actor.ActorHandle"], num_workers: int,
+                 chunks_per_worker: int = 2, sync_timeout_s: float = 120.0):
+        self.make_worker = make_worker
+        self.workers = [make_worker(i) for i in range(num_workers)]
+        self.chunks_per_worker = chunks_per_worker
+        self.sync_timeout_s = sync_timeout_s
+        self.latest_weights: tuple[ray.ObjectRef, int] | None = None
+        self.restarts = 0
+
+    def _restart(self, i: int) -> None:
+        try:
+            ray.kill(self.workers[i])
+        except Exception:  # already gone
+            pass
+        self.workers[i] = self.make_worker(i)
+        self.restarts += 1
+        if self.latest_weights is not None:
+            ref, version = self.latest_weights
+            ray.get(self.workers[i].load_weights.remote(ref, version), timeout=self.sync_timeout_s)
+
+    def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
+        if not requests:
+            return []
+        size = max(1, math.ceil(len(requests) / (len(self.workers) * self.chunks_per_worker)))
+        chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
+        results: list[list | None] = [None] * len(chunks)
+        queue = deque(range(len(chunks)))
+        idle = deque(range(len(self.workers)))
+        running: dict[ray.ObjectRef, tuple[int, int]] = {}
+        while queue or running:
+            while queue and idle:
+                w, c = idle.popleft(), queue.popleft()
+                running[self.workers[w].generate.remote(chunks[c], n, **overrides)] = (w, c)
+            done, _ = ray.wait(list(running), num_returns=1)
+            w, c = running.pop(done[0])
+            try:
+                results[c] = ray.get(done[0])
+            except RayActorError:
+                self._restart(w)
+                queue.appendleft(c)
+            idle.append(w)
+        return [group for chunk in results for group in chunk]
+
+    def broadcast_weights(self, payload: bytes, version: int) -> float:
+        """Every worker reloads `payload` (safetensors bytes); returns seconds. Raises WeightSyncError."""
+        start = time.perf_counter()
+        ref = ray.put(payload)
+        calls = {w.load_weights.remote(ref, version): i for i, w in enumerate(self.workers)}
+        try:
+            ray.get(list(calls), timeout=self.sync_timeout_s)
+        except GetTimeoutError as e:
+            done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
+            late = sorted(i for r, i in calls.items() if r not in done)
+            raise WeightSyncError(f"weight sync v{version}: workers {late} did not finish within "
+                                  f"{self.sync_timeout_s:.0f}s") from e
+        except RayActorError as e:
+            raise WeightSyncError(f"weight sync v{version}: a rollout worker died: {e}") from e
+        self.latest_weights = (ref, version)
+        return time.perf_counter() - start

@@ -1,0 +1,159 @@
+"""The vLLM engine wrapper: G sampled responses per image or video, with what the learner needs.
+
+Two traps of Qwen-VL + vLLM shape this file (DESIGN.md, "Environment facts"; verl #3469, R1-V #91):
+1. vLLM can sample `<|image_pad|>`/`<|video_pad|>`; the learner's forward then fails ("Image features and
+   image tokens do not match"). Those ids are banned by logit bias. vLLM reports raw logprobs (before
+   the bias), which is what the learner computes, so the importance ratio stays exact.
+2. Prompt ids that already hold expanded pads are expanded AGAIN by vLLM. The engine is given the prompt
+   TEXT plus the media, and returns the prompt ids vLLM actually used; the learner trains on those.
+Weights are replaced in place (`reload_weights`) and the multimodal caches are reset: a stale encoder
+cache kills the engine on the next image ("Encoder cache miss").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cluster.config import RolloutConfig  # dataclass only: no Ray, no wiring
+from rollout.prompts import quality_messages
+
+BANNED_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+
+
+@dataclass
+class RolloutRequest:
+    """One prompt to sample G responses for. `variant` marks VQAThinker's perturbed copies."""
+
+    prompt_id: str
+    media_type: str  # image | video | images (several pictures: PreResQ-R1's multi-frame view)
+    image: np.ndarray | None = None  # [H, W, 3] uint8
+    frames: np.ndarray | None = None  # [T, H, W, 3] uint8 (video) or [K, H, W, 3] (images)
+    video_meta: dict | None = None
+    question: str | None = None
+    variant: str = "original"
+    seed: int | None = None
+
+
+@dataclass
+class RolloutSample:
+    """One sampled response and everything the learner and the rewards need about it."""
+
+    prompt_id: str
+    variant: str
+    index: int  # position inside the group of G
+    prompt_token_ids: list[int]
+    token_ids: list[int]
+    logprobs: list[float]  # logprob of each sampled token under the policy that sampled it
+    text: str
+    finish_reason: str
+    policy_version: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_token_ids)
+
+
+def vllm_input(request: RolloutRequest, processor) -> dict:
+    """The prompt text (not ids, see trap 2) and media in the form vLLM's Qwen2.5-VL processor expects."""
+    from PIL import Image
+
+    if request.media_type == "image":
+        messages = quality_messages("image", request.question)
+        media = {"image": Image.fromarray(request.image)}
+    elif request.media_type == "images":
+        messages = quality_messages("image", request.question, num_images=len(request.frames))
+        media = {"image": [Image.fromarray(f) for f in request.frames]}
+    elif request.media_type == "video":
+        messages = quality_messages("video", request.question)
+        media = {"video": (request.frames, request.video_meta or default_video_meta(len(request.frames)))}
+    else:
+        raise ValueError(f"unknown media_type {request.media_type!r}")
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return {"prompt": text, "multi_modal_data": media}
+
+
+def default_video_meta(num_frames: int, fps: float = 2.0) -> dict:
+    """Metadata vLLM requires for pre-decoded frames (it must not re-sample them)."""
+    return {"fps": fps, "duration": num_frames / fps, "total_num_frames": num_frames,
+            "frames_indices": list(range(num_frames)), "video_backend": "opencv", "do_sample_frames": False}
+
+
+class WeightReloadExtension:
+    """Mixed into every vLLM worker (`worker_extension_cls`), called by name through collective_rpc.
+
+    Tensors cannot cross collective_rpc (memoryview), bytes can; `model.load_weights` fails on CPU
+    (weights are repacked), the runner's `reload_weights` handles that.
+    """
+
+    def qthink_reload_weights(self, payload: bytes) -> int:
+        from safetensors.torch import load
+
+        weights = load(payload)
+        self.model_runner.reload_weights(weights_iterator=iter(weights.items()))
+        return len(weights)
+
+
+class RolloutEngine:
+    def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4):
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.kv_cache_gib))))
+        from transformers import AutoProcessor
+        from vllm import LLM
+
+        self.config = config
+        self.model_dir = str(model_dir)
+        self.processor = AutoProcessor.from_pretrained(self.model_dir)
+        tok = self.processor.tokenizer
+        self.banned_ids = [tok.convert_tokens_to_ids(t) for t in BANNED_TOKENS]
+        self.llm = LLM(
+            model=self.model_dir, dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
+            max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            limit_mm_per_prompt={"image": max_media, "video": 1},
+            worker_extension_cls="rollout.engine.WeightReloadExtension",
+        )
+        self.version = 0
+
+    def sampling_params(self, n: int, seed: int | None, **overrides):
+        from vllm import SamplingParams
+
+        c = self.config
+        return SamplingParams(
+            n=n, temperature=overrides.get("temperature", c.temperature), top_p=overrides.get("top_p", c.top_p),
+            max_tokens=overrides.get("max_tokens", c.max_tokens), seed=seed, logprobs=0,
+            logit_bias={i: -100.0 for i in self.banned_ids},
+        )
+
+    def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
+        """One engine call for every request (originals and perturbed variants batch together)."""
+        if not requests:
+            return []
+        n = n or self.config.n
+        inputs = [vllm_input(r, self.processor) for r in requests]
+        params = [self.sampling_params(n, r.seed, **overrides) for r in requests]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        groups = []
+        for request, out in zip(requests, outputs):
+            group = []
+            for j, c in enumerate(out.outputs):
+                ids = list(c.token_ids)
+                lps = [float(c.logprobs[k][t].logprob) for k, t in enumerate(ids)] if c.logprobs else []
+                group.append(RolloutSample(
+                    prompt_id=request.prompt_id, variant=request.variant, index=j,
+                    prompt_token_ids=list(out.prompt_token_ids), token_ids=ids, logprobs=lps, text=c.text,
+                    finish_reason=str(c.finish_reason), policy_version=self.version,
+                ))
+            groups.append(group)
+        return groups
+
+    def load_weights(self, payload: bytes, version: int, timeout_s: float | None = None) -> int:
+        """Replace every weight in place from safetensors bytes; then drop caches built by the old weights."""
+        counts = self.llm.collective_rpc("qthink_reload_weights", args=(payload,), timeout=timeout_s)
+        self.llm.llm_engine.reset_encoder_cache()
+        self.llm.reset_mm_cache()
+        self.llm.reset_prefix_cache()
+        self.version = version
+        return counts[0]
