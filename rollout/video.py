@@ -60,20 +60,20 @@ def load_video(source: MediaSource, num_frames: int | None = 8, fps: float | Non
                max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS, decode_threads: int = 1) -> VideoClip:
     """Decode sampled frames of a video file (path or bytes) as a `VideoClip`.
 
-    `max_pixels` bounds one frame's area; frame sides are kept even. Raises `MediaError` (missing,
-    empty, not_video, too_large, truncated, unreadable) for every failure.
+    Frames: `num_frames` uniformly, or — when `fps` is given, which wins — `fps` per second of video,
+    both capped at `max_frames` (see `sample_indices`). `max_side` / `max_pixels` bound one frame (aspect
+    kept, sides even). Raises `MediaError` (missing, empty, not_video, too_large, truncated, unreadable)
+    for every failure.
     """
     if fps is not None:
         num_frames = None
     name = describe_source(source)
     opened = open_source(source)
-    width, height = _probe_size(opened, name)
+    width, height = _probe_size(_rewound(opened), name)
     check_source_pixels(width, height, max_source_pixels, name)
     out_w, out_h = fit_size(width, height, max_side, max_pixels, multiple=2)
-    if isinstance(opened, io.BytesIO):
-        opened = io.BytesIO(opened.getvalue())
     try:
-        reader = decord.VideoReader(opened, ctx=decord.cpu(0), num_threads=decode_threads,
+        reader = decord.VideoReader(_rewound(opened), ctx=decord.cpu(0), num_threads=decode_threads,
                                     width=out_w if out_w != width else -1,
                                     height=out_h if out_h != height else -1)
     except (decord.DECORDError, RuntimeError) as error:
@@ -86,7 +86,9 @@ def load_video(source: MediaSource, num_frames: int | None = 8, fps: float | Non
     try:
         frames = reader.get_batch(indices.tolist()).asnumpy()
     except (decord.DECORDError, RuntimeError) as error:
-        raise MediaError(MediaFailure.TRUNCATED, name, str(error).splitlines()[0]) from None
+        if DECORD_STRIDE_BUG not in str(error):
+            raise MediaError(MediaFailure.TRUNCATED, name, str(error).splitlines()[0]) from None
+        frames = _decode_with_pyav(opened, indices, out_w, out_h, name)
     metadata = {
         "fps": source_fps,
         "duration": total / source_fps if source_fps > 0 else 0.0,
@@ -96,6 +98,35 @@ def load_video(source: MediaSource, num_frames: int | None = 8, fps: float | Non
         "do_sample_frames": False,
     }
     return VideoClip(np.ascontiguousarray(frames, dtype=np.uint8), metadata)
+
+
+def _rewound(opened: str | io.BytesIO) -> str | io.BytesIO:
+    """A fresh handle on the same source (each reader consumes the buffer it is given)."""
+    return io.BytesIO(opened.getvalue()) if isinstance(opened, io.BytesIO) else opened
+
+
+# decord (dmlc/decord#336, open) fails to copy frames decoded at their native size for some widths
+# (16, 32, 48, 96, 144 px among multiples of 16; measured with decord2 3.4.0), with this message.
+# Those files are decoded with PyAV instead: sequentially, slower, same frames.
+DECORD_STRIDE_BUG = "DECORDArrayCopyFromTo"
+
+
+def _decode_with_pyav(opened: str | io.BytesIO, indices: np.ndarray, width: int, height: int,
+                      name: str) -> np.ndarray:
+    wanted = set(indices.tolist())
+    decoded = {}
+    try:
+        with av.open(_rewound(opened)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index in wanted:
+                    decoded[index] = frame.to_ndarray(width=width, height=height, format="rgb24")
+                if index >= indices.max():
+                    break
+    except av.FFmpegError as error:
+        raise MediaError(MediaFailure.TRUNCATED, name, str(error)) from None
+    if len(decoded) < len(wanted):
+        raise MediaError(MediaFailure.TRUNCATED, name, f"{len(decoded)} of {len(wanted)} sampled frames decoded")
+    return np.stack([decoded[index] for index in indices.tolist()])
 
 
 def _probe_size(opened: str | io.BytesIO, name: str) -> tuple[int, int]:
@@ -132,17 +163,19 @@ def _has_video_signature(opened: str | io.BytesIO) -> bool:
 
 
 def encode_video(frames: np.ndarray, path: str | Path, fps: float = 8.0, crf: int = 23) -> None:
-    """Write RGB frames [T, H, W, 3] (even H and W) as an H.264 MP4 at constant quality `crf`.
+    """Write RGB frames [T, H, W, 3] (even H and W) as an H.264 MP4 at constant quality `crf` (0-51:
+    higher is smaller and worse).
 
-    One encoder thread makes the bytes identical for identical input, which the synthetic benchmark's
-    determinism relies on. CRF 0-51: higher is smaller and worse.
+    The bytes are not reproducible: libx264 here (PyAV 18 wheels) occasionally encodes the same frames
+    differently from run to run, even single-threaded (measured: 1-40% of repeats, more under CPU load).
+    The decoded pictures differ only by encoder noise.
     """
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=round(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf), "preset": "veryfast"}
-        stream.codec_context.thread_count = 1
+        stream.codec_context.thread_count = 1  # callers share few cores (tests, the synthetic build)
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -1,8 +1,6 @@
 """Images and videos load as the model needs them, and every bad file fails with a typed reason."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,27 +10,7 @@ from rollout.images import load_image
 from rollout.media import MediaError, MediaFailure, fit_size
 from rollout.video import encode_video, load_video, sample_indices
 
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A real 1x1 PNG whose IHDR is patched to declare another size (CRC recomputed)."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    data[16:24] = struct.pack(">II", width, height)
-    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
-    return bytes(data)
-
-
-def jpeg_bytes(width=64, height=48) -> bytes:
-    buffer = io.BytesIO()
-    gradient = np.linspace(0, 255, width * height * 3).reshape(height, width, 3).astype(np.uint8)
-    Image.fromarray(gradient).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def moving_frames(count=20, height=48, width=64) -> np.ndarray:
-    """Frames whose mean brightness encodes their index, so sampled indices can be checked after decoding."""
-    return np.stack([np.full((height, width, 3), 10 + 12 * i, dtype=np.uint8) for i in range(count)])
+from media_samples import jpeg_bytes, moving_frames, png_declaring
 
 
 def reason_of(call) -> MediaFailure:
@@ -125,3 +103,14 @@ def test_video_failures_have_reasons(tmp_path):
     assert reason_of(lambda: load_video(tmp_path / "text.mp4")) is MediaFailure.NOT_VIDEO
     assert reason_of(lambda: load_video(tmp_path / "still.mp4")) is MediaFailure.NOT_VIDEO
     assert reason_of(lambda: load_video(path, max_source_pixels=100)) is MediaFailure.TOO_LARGE
+
+
+@pytest.mark.parametrize("width", [32, 96])
+def test_widths_decord_cannot_copy_are_decoded_anyway(tmp_path, width):
+    """decord fails on some native widths (dmlc/decord#336); the same frames come back through PyAV."""
+    path = tmp_path / "narrow.mp4"
+    encode_video(moving_frames(count=10, height=32, width=width), path, fps=10, crf=10)
+    clip = load_video(path, num_frames=4)
+    assert clip.frames.shape == (4, 32, width, 3)
+    brightness = clip.frames.reshape(4, -1).mean(axis=1)
+    assert np.allclose(brightness, [10 + 12 * i for i in clip.metadata["frames_indices"]], atol=4)

@@ -1,0 +1,82 @@
+"""The offline benchmark: readable, split by source, MOS from the calibration, identical for a seed."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
+from rollout.manifest import ManifestFile
+from rollout.manifest_check import check_manifest
+from rollout.synthetic import PICTURES, build_synthetic_benchmark, load_picture, random_crop
+from rollout.synthetic_video import scene_times
+from rollout.video import load_video
+
+
+def digest(folder):
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def small_benchmark(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    return build_synthetic_benchmark(out, images=60, videos=9, seed=5)
+
+
+def test_every_row_is_readable(small_benchmark):
+    for manifest in (small_benchmark.train_manifest, small_benchmark.test_manifest):
+        assert check_manifest(manifest).unreadable == []
+
+
+def test_split_by_source_and_mos_from_calibration(small_benchmark):
+    train = ManifestFile(small_benchmark.train_manifest).rows
+    test = ManifestFile(small_benchmark.test_manifest).rows
+    assert len(train) + len(test) == 69 and test
+    assert not {row.source for row in train} & {row.source for row in test}
+    assert {row.source for row in test} <= set(small_benchmark.test_sources)
+    for row in train + test:
+        assert row.mos == synthetic_mos(row.distortion, row.severity) and row.dataset == "synthetic"
+    assert {row.media_type for row in train + test} == {"image", "video"}
+    readme = (small_benchmark.out_dir / "README.md").read_text()
+    assert "How the MOS was made" in readme and ", ".join(small_benchmark.test_sources) in readme
+
+
+def test_same_seed_same_manifests_images_and_video_frames(small_benchmark, tmp_path):
+    again = build_synthetic_benchmark(tmp_path / "again", images=60, videos=9, seed=5)
+    first, second = digest(small_benchmark.out_dir), digest(again.out_dir)
+    assert first.keys() == second.keys()
+    # Images, manifests and README are identical; H.264 bytes are not reproducible, the frames are.
+    assert {k: v for k, v in first.items() if not k.endswith(".mp4")} == \
+        {k: v for k, v in second.items() if not k.endswith(".mp4")}
+    for name in (k for k in first if k.endswith(".mp4")):
+        a = load_video(small_benchmark.out_dir / name, num_frames=16).frames.astype(float)
+        b = load_video(again.out_dir / name, num_frames=16).frames.astype(float)
+        assert np.abs(a - b).mean() < 2.0
+
+
+def test_at_least_ten_sources_load_as_rgb():
+    assert len(PICTURES) >= 10
+    for name in PICTURES:
+        picture = load_picture(name)
+        assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
+
+
+@pytest.mark.parametrize("distortion", IMAGE_DISTORTIONS)
+def test_severity_moves_the_image_further_from_the_original(distortion):
+    original = random_crop(load_picture("chelsea"), 112, np.random.default_rng(0))
+    errors = [np.abs(distort_image(original, distortion, s, np.random.default_rng(0)).astype(float) - original).mean()
+              for s in SEVERITIES]
+    assert errors == sorted(errors) and errors[0] > 0
+    mos = [synthetic_mos(distortion, s) for s in SEVERITIES]
+    assert mos == sorted(mos, reverse=True) and 1 <= mos[-1] < mos[0] <= 5
+
+
+def test_temporal_defects_freeze_or_skip_scene_time():
+    rng = np.random.default_rng(0)
+    clean = scene_times("compression", 3, 16, rng)
+    assert np.allclose(np.diff(clean), 1 / 15)
+    stutter = scene_times("stutter", 5, 16, rng)
+    assert (np.diff(stutter) == 0).sum() >= 3 and stutter[0] == 0  # frozen frames repeat the previous time
+    drop = np.diff(scene_times("frame_drop", 5, 16, rng))
+    assert (drop > 2.5 * drop.min()).sum() >= 3  # a few jumps far bigger than the ordinary step
