@@ -21,6 +21,35 @@ def _config_show(args) -> int:
     return 0
 
 
+def _data_import(args) -> int:
+    from rollout.importers import import_dataset
+
+    result = import_dataset(args.format, args.root, args.out)
+    print(result)
+    return 0
+
+
+def _data_synth(args) -> int:
+    from rollout.synthetic import build_synthetic_benchmark
+
+    b = build_synthetic_benchmark(args.out, images=args.images, videos=args.videos, seed=args.seed,
+                                  image_size=args.size, video_size=args.size)
+    print(f"synthetic benchmark in {b.out_dir}: {b.train_rows} train / {b.test_rows} test rows "
+          f"(held-out sources: {', '.join(b.test_sources)}) in {b.seconds:.1f}s")
+    return 0
+
+
+def _data_check(args) -> int:
+    from rollout.manifest_check import check_manifest, format_report
+
+    bad = 0
+    for path in args.manifests:
+        report = check_manifest(path)
+        print(format_report(report))
+        bad += len(report.unreadable)
+    return 1 if (args.strict and bad) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qthink", description="Ray-distributed GRPO for visual quality assessment with reasoning."
@@ -32,6 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="tiny", choices=["tiny", "small", "3b"])
     p.set_defaults(func=_make_tiny_model)
+
+    p = sub.add_parser("data", help="datasets: import annotation layouts, build the synthetic set, check media")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    d = data_sub.add_parser("import", help="turn a published dataset layout into a qthink manifest")
+    from rollout.importers import FORMATS
+
+    d.add_argument("--format", required=True, choices=sorted(FORMATS))
+    d.add_argument("--root", required=True, help="the dataset folder as published")
+    d.add_argument("--out", required=True, help="output parquet manifest")
+    d.set_defaults(func=_data_import)
+    d = data_sub.add_parser("synth", help="build the synthetic distortion benchmark (images + videos)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--images", type=int, default=540)
+    d.add_argument("--videos", type=int, default=90)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=int, default=112, help="image and video side in pixels (even)")
+    d.set_defaults(func=_data_synth)
+    d = data_sub.add_parser("check", help="open every row's media; list unreadable rows with their reason")
+    d.add_argument("manifests", nargs="+")
+    d.add_argument("--strict", action="store_true", help="exit 1 when any row is unreadable")
+    d.set_defaults(func=_data_check)
 
     p = sub.add_parser("config", help="inspect the resolved config tree")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
