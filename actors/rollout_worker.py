@@ -98,10 +98,11 @@ class RolloutPool:
             idle.append(w)
         return [group for chunk in results for group in chunk]
 
-    def broadcast_weights(self, payload: bytes, version: int) -> float:
-        """Every worker reloads `payload` (safetensors bytes); returns seconds. Raises WeightSyncError."""
+    def broadcast_weights(self, payload: bytes | ray.ObjectRef, version: int) -> float:
+        """Every worker reloads `payload` (safetensors bytes, or a reference to them already in the object
+        store); returns seconds. Raises WeightSyncError on a timeout or a dead worker."""
         start = time.perf_counter()
-        ref = ray.put(payload)
+        ref = payload if isinstance(payload, ray.ObjectRef) else ray.put(payload)
         calls = {w.load_weights.remote(ref, version): i for i, w in enumerate(self.workers)}
         try:
             ray.get(list(calls), timeout=self.sync_timeout_s)

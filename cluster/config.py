@@ -92,7 +92,6 @@ class LearnerConfig:
     kl_estimator: str = "k3"  # k1 | k2 | k3
     gradient_checkpointing: bool = False
     freeze_vision: bool = False
-    lora_rank: int = 0  # 0 = full fine-tuning
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""DeepSpeed learner ranks as Ray actors, and the group that drives them as one learner.
+
+Rank 0 publishes its address and a free port; every rank then joins one process group (gloo on CPU,
+NCCL on GPU). Weights leave the learner once: rank 0 puts the safetensors bytes in the object store and
+hands back the reference, so they never pass through the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import ray
+
+from cluster.config import LearnerConfig
+from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
+
+
+@ray.remote
+class Learner:
+    def __init__(self, rank: int, world_size: int):
+        self.rank, self.world_size = rank, world_size
+
+    def master_address(self) -> tuple[str, int]:
+        with socket.socket() as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def setup(self, model_dir: str, cfg: LearnerConfig, total_steps: int, addr: str, port: int) -> int:
+        import torch
+
+        os.environ.update(MASTER_ADDR=addr, MASTER_PORT=str(port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        on_gpu = cfg.gpus_per_rank > 0
+        if not on_gpu:
+            os.environ["DS_ACCELERATOR"] = "cpu"
+            torch.set_num_threads(max(1, cfg.cpus_per_rank))
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
+        self.trainer = PolicyTrainer(model_dir, cfg, total_steps, self.world_size)
+        return os.getpid()
+
+    def train_step(self, shard) -> dict:
+        return self.trainer.train_step(shard)
+
+    def sft_step(self, shard) -> dict:
+        return self.trainer.sft_step(shard)
+
+    def score(self, shard) -> list[list[float]]:
+        return self.trainer.score(shard)
+
+    def weights_ref(self) -> list:
+        payload = self.trainer.weights_bytes()
+        return [ray.put(payload)] if self.rank == 0 else []
+
+    def save_hf(self, out_dir: str) -> None:
+        self.trainer.save_hf(out_dir)
+
+    def save_state(self, ckpt_dir: str, tag: str) -> None:
+        self.trainer.save_state(ckpt_dir, tag)
+
+    def load_state(self, ckpt_dir: str, tag: str) -> None:
+        self.trainer.load_state(ckpt_dir, tag)
+
+
+class LearnerGroup:
+    """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them)."""
+
+    def __init__(self, model_dir: str, cfg: LearnerConfig, total_steps: int, max_tokens: int, actor_options=None):
+        self.cfg, self.max_tokens = cfg, max_tokens
+        options = actor_options or (lambda rank: {"num_cpus": cfg.cpus_per_rank, "num_gpus": cfg.gpus_per_rank})
+        self.ranks = [Learner.options(**options(r)).remote(r, cfg.num_ranks) for r in range(cfg.num_ranks)]
+        addr, port = ray.get(self.ranks[0].master_address.remote())
+        self.pids = ray.get([r.setup.remote(model_dir, cfg, total_steps, addr, port) for r in self.ranks])
+
+    def _each(self, method: str, *args) -> list:
+        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+
+    def _step(self, method: str, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
+        return merge_rank_metrics(ray.get([getattr(r, method).remote(s) for r, s in zip(self.ranks, shards)]))
+
+    def train_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
+        return self._step("train_step", sequences, media)
+
+    def sft_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
+        return self._step("sft_step", sequences, media)
+
+    def score(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> list[list[float]]:
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
+        return [lp for part in ray.get([r.score.remote(s) for r, s in zip(self.ranks, shards)]) for lp in part]
+
+    def weights_ref(self) -> ray.ObjectRef:
+        return self._each("weights_ref")[0][0]
+
+    def save_hf(self, out_dir: str) -> None:
+        self._each("save_hf", out_dir)
+
+    def save_state(self, ckpt_dir: str, tag: str) -> None:
+        self._each("save_state", ckpt_dir, tag)
+
+    def load_state(self, ckpt_dir: str, tag: str) -> None:
+        self._each("load_state", ckpt_dir, tag)

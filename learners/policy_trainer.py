@@ -1,0 +1,208 @@
+"""One learner rank's work: GRPO and SFT steps on a DeepSpeed-wrapped Qwen2.5-VL, checkpoints, export.
+
+One optimizer step per batch (the papers' TRL setting, num_iterations = 1): the old policy IS the current
+one, so old log-probs are the detached current ones and no extra forward is paid; the engine's sampling
+log-probs are still compared with the learner's (`rollout_logprob_gap`) to catch an engine/learner
+mismatch early. Micro-batches accumulate gradients; the boundary is marked by hand so every step may
+have a different micro-batch count; every rank must run the same count (the driver says how many).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cluster.config import LearnerConfig  # dataclass only
+from learners.deepspeed_setup import build_engine
+from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
+from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
+from learners.weights import full_state_dict, safetensors_bytes
+
+
+@dataclass
+class MediaItem:
+    media_type: str  # image | images | video
+    image: np.ndarray | None = None
+    frames: np.ndarray | None = None
+    video_meta: dict | None = None
+
+
+@dataclass
+class TrainSequence:
+    media_key: str
+    prompt_ids: list[int]
+    response_ids: list[int]
+    advantage: float = 0.0
+    rollout_logprobs: list[float] | None = None
+
+
+@dataclass
+class TrainShard:
+    """This rank's part of a global batch. `norm` holds global counts (tokens, seqs, max_tokens) so the
+    loss normalisation does not depend on how the batch was split."""
+
+    sequences: list[TrainSequence]
+    media: dict[str, MediaItem]
+    num_micro: int
+    norm: dict = field(default_factory=dict)
+
+
+class PolicyTrainer:
+    def __init__(self, model_dir: str, cfg: LearnerConfig, total_steps: int, world_size: int = 1):
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.cfg, self.world_size = cfg, world_size
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        self.pad_id = self.processor.tokenizer.pad_token_id
+        dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
+        model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
+        self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 else None
+        self.engine = build_engine(model, cfg, total_steps)
+
+    def _scored(self, shard: TrainShard, seqs: list[TrainSequence], cache: dict) -> list[ScoredSequence]:
+        for s in seqs:
+            if s.media_key not in cache:
+                m = shard.media[s.media_key]
+                cache[s.media_key] = media_tensors(self.processor, m.media_type, m.image, m.frames, m.video_meta)
+        return [ScoredSequence(s.prompt_ids, s.response_ids, cache[s.media_key]) for s in seqs]
+
+    def _micro_batches(self, shard: TrainShard):
+        parts = np.array_split(np.arange(len(shard.sequences)), shard.num_micro)
+        for i, idx in enumerate(parts):
+            self.engine.set_gradient_accumulation_boundary(i == len(parts) - 1)
+            yield [shard.sequences[j] for j in idx]
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        # DeepSpeed averages gradients over ranks; the loss is already normalised globally, so undo that.
+        self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
+        self.engine.step()
+
+    def _idle_backward(self) -> None:
+        """A rank with no sequence in this micro-batch still joins the collective gradient reduction."""
+        self._backward(sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0)
+
+    def train_step(self, shard: TrainShard) -> dict:
+        cfg, sums = self.cfg, dict(loss=0.0, kl=0.0, entropy=0.0, clipped=0.0, tokens=0.0, gap=0.0, gap_tokens=0.0)
+        self.engine.train()
+        cache: dict = {}
+        for seqs in self._micro_batches(shard):
+            if not seqs:
+                self._idle_backward()
+                continue
+            scored = self._scored(shard, seqs, cache)
+            logps, ents = sequence_logprobs(self.engine, scored, self.pad_id, with_entropy=True)
+            logp, mask = pad_stack(logps)
+            adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype)
+            per_token, clipped = clipped_policy_loss(logp, logp.detach(), adv, cfg.clip_low, cfg.clip_high,
+                                                     cfg.dual_clip)
+            if self.ref is not None:
+                with torch.no_grad():
+                    ref_logp, _ = pad_stack(sequence_logprobs(self.ref, scored, self.pad_id))
+                kl = kl_estimate(logp, ref_logp, cfg.kl_estimator)
+                per_token = per_token + cfg.beta * kl
+                sums["kl"] += float((kl.detach() * mask).sum())
+            loss = aggregate(per_token, mask, cfg.loss_agg, shard.norm)
+            self._backward(loss)
+            sums["loss"] += float(loss.detach())
+            sums["entropy"] += float(sum(e.detach().sum() for e in ents))
+            sums["clipped"] += float((clipped & mask).sum())
+            sums["tokens"] += float(mask.sum())
+            for s, lp in zip(seqs, logps):
+                if s.rollout_logprobs:
+                    sums["gap"] += float(np.abs(np.asarray(s.rollout_logprobs) - lp.detach().numpy()).sum())
+                    sums["gap_tokens"] += len(s.rollout_logprobs)
+        sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        sums["lr"] = float(self.engine.lr_scheduler.get_last_lr()[0])
+        return sums
+
+    def sft_step(self, shard: TrainShard) -> dict:
+        """Cross-entropy on response tokens (Q-Ponder's cold start); same micro-batching as GRPO."""
+        self.engine.train()
+        sums, cache = dict(loss=0.0, tokens=0.0), {}
+        for seqs in self._micro_batches(shard):
+            if not seqs:
+                self._idle_backward()
+                continue
+            logp, mask = pad_stack(sequence_logprobs(self.engine, self._scored(shard, seqs, cache), self.pad_id))
+            loss = sft_loss(logp, mask, shard.norm)
+            self._backward(loss)
+            sums["loss"] += float(loss.detach())
+            sums["tokens"] += float(mask.sum())
+        sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
+        return sums
+
+    @torch.no_grad()
+    def score(self, shard: TrainShard) -> list[list[float]]:
+        """Current log-probs of each response (eval mode): what the engine should report after a sync."""
+        self.engine.eval()
+        cache: dict = {}
+        out = []
+        for i in range(0, len(shard.sequences), self.cfg.micro_batch_size):
+            seqs = self._scored(shard, shard.sequences[i : i + self.cfg.micro_batch_size], cache)
+            out += [lp.tolist() for lp in sequence_logprobs(self.engine, seqs, self.pad_id)]
+        return out
+
+    def weights_bytes(self, dtype: torch.dtype | None = None) -> bytes:
+        """Full weights as safetensors bytes (every rank must call under ZeRO-3)."""
+        return safetensors_bytes(full_state_dict(self.engine.module, self.cfg.zero_stage, dtype))
+
+    def save_hf(self, out_dir: str) -> None:
+        """A HF model dir (safetensors + processor) that transformers and vLLM load."""
+        from safetensors.torch import save_file
+
+        state = full_state_dict(self.engine.module, self.cfg.zero_stage)
+        if torch.distributed.get_rank() == 0:
+            self.engine.module.config.save_pretrained(out_dir)
+            self.engine.module.generation_config.save_pretrained(out_dir)
+            self.processor.save_pretrained(out_dir)
+            save_file({k: v.contiguous() for k, v in state.items()}, f"{out_dir}/model.safetensors",
+                      metadata={"format": "pt"})
+
+    def save_state(self, ckpt_dir: str, tag: str) -> None:
+        """Model, optimizer, scheduler and every RNG this rank uses (restored bit-for-bit on resume)."""
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng})
+
+    def load_state(self, ckpt_dir: str, tag: str) -> None:
+        _, client = self.engine.load_checkpoint(ckpt_dir, tag=tag)
+        rng = client["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+
+
+def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], world_size: int,
+                micro_batch_size: int, max_tokens: int) -> list[TrainShard]:
+    """Contiguous, balanced shards (a group's sequences stay together, its media is sent once) with the
+    same micro-batch count on every rank and the global normalisers of the loss."""
+    norm = {"tokens": max(1, sum(len(s.response_ids) for s in sequences)), "seqs": max(1, len(sequences)),
+            "max_tokens": max_tokens}
+    parts = np.array_split(np.arange(len(sequences)), world_size)
+    num_micro = max(1, max(-(-len(p) // micro_batch_size) for p in parts))
+    shards = []
+    for idx in parts:
+        seqs = [sequences[i] for i in idx]
+        keys = {s.media_key for s in seqs}
+        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm))
+    return shards
+
+
+def merge_rank_metrics(per_rank: list[dict], prefix: str = "") -> dict:
+    """Rank sums -> batch metrics (token means; the loss is already globally normalised, so it adds)."""
+    total = {k: sum(m.get(k, 0.0) for m in per_rank) for k in per_rank[0]}
+    tokens = max(1.0, total["tokens"])
+    out = {"loss": total["loss"], "grad_norm": per_rank[0]["grad_norm"], "response_tokens": total["tokens"]}
+    for k in ("kl", "entropy"):
+        if k in total:
+            out[k] = total[k] / tokens
+    if "clipped" in total:
+        out["clip_frac"] = total["clipped"] / tokens
+    if total.get("gap_tokens"):
+        out["rollout_logprob_gap"] = total["gap"] / total["gap_tokens"]
+    if "lr" in per_rank[0]:
+        out["lr"] = per_rank[0]["lr"]
+    return {prefix + k: v for k, v in out.items()}

@@ -1,0 +1,47 @@
+"""Weights leaving the learner: full (ZeRO-3-gathered) tensors in checkpoint names, as safetensors bytes.
+
+transformers 5 keeps Qwen2.5-VL in memory as `model.language_model.*` / `model.visual.*` but writes
+checkpoints as `model.*` / `visual.*`; vLLM's in-place reload expects the checkpoint names, so the export
+converts (the test compares with save_pretrained's own key set, catching any future renaming).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+_MEMORY_TO_CHECKPOINT = (("model.language_model.", "model."), ("model.visual.", "visual."))
+
+
+def checkpoint_name(name: str) -> str:
+    for memory, checkpoint in _MEMORY_TO_CHECKPOINT:
+        if name.startswith(memory):
+            return checkpoint + name[len(memory):]
+    return name
+
+
+def full_state_dict(module: torch.nn.Module, zero_stage: int, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer, whole, in checkpoint names. Under ZeRO-3 every rank must call this
+    (each gather is a collective); the result is the same on every rank."""
+    tied = getattr(module.config, "tie_word_embeddings", False) or getattr(
+        getattr(module.config, "text_config", None), "tie_word_embeddings", False)
+    out = {}
+    for name, param in module.named_parameters():
+        if tied and name == "lm_head.weight":
+            continue
+        gather = contextlib.nullcontext()
+        if zero_stage == 3:
+            import deepspeed
+
+            gather = deepspeed.zero.GatheredParameters([param], modifier_rank=None)
+        with gather:
+            t = param.detach().clone()
+        out[checkpoint_name(name)] = t.to(dtype) if dtype is not None else t
+    return out
+
+
+def safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
