@@ -78,12 +78,14 @@ class LearnerGroup:
     def _each(self, method: str, *args) -> list:
         return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
 
-    def _step(self, method: str, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
-        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
+    def _step(self, method: str, sequences: list[TrainSequence], media: dict[str, MediaItem],
+              off_policy: bool = False) -> dict:
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
+                             off_policy)
         return merge_rank_metrics(ray.get([getattr(r, method).remote(s) for r, s in zip(self.ranks, shards)]))
 
-    def train_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
-        return self._step("train_step", sequences, media)
+    def train_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem], off_policy: bool = False) -> dict:
+        return self._step("train_step", sequences, media, off_policy)
 
     def sft_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
         return self._step("sft_step", sequences, media)

@@ -50,6 +50,53 @@ def _data_check(args) -> int:
     return 1 if (args.strict and bad) else 0
 
 
+def _train(args) -> int:
+    from cluster.pipeline import train
+
+    train(load_config(args.config, args.overrides), resume=args.resume)
+    return 0
+
+
+def _eval(args) -> int:
+    import dataclasses
+    import json
+
+    from cluster.evaluation import evaluate, format_table, write_report
+    from cluster.pipeline import media_options
+    from cluster.placement import rollout_pool
+    from cluster.ray_cluster import init_ray
+
+    cfg = load_config(args.config, args.overrides)
+    init_ray(cfg.cluster)
+    pool = rollout_pool(cfg, args.model)
+    report = evaluate(pool, args.data, cfg.reward.preset, media_options(cfg), args.samples, cfg.rollout.temperature)
+    print(format_table(report))
+    if args.out:
+        write_report(report, args.out, str(args.out).rsplit(".", 1)[0] + ".png", title=args.model)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _distill(args) -> int:
+    from cluster.distill import teacher_distill, template_distill
+
+    if args.teacher == "template":
+        stats = template_distill(args.data, args.out)
+    else:
+        stats = teacher_distill(args.teacher, args.data, args.out, load_config(args.config, args.overrides),
+                                tolerance=args.tolerance, samples=args.samples)
+    print(stats)
+    return 0
+
+
+def _reward(args) -> int:
+    from rewards import score_jsonl
+
+    summary = score_jsonl(args.preset, args.inp, args.out)
+    print(summary)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qthink", description="Ray-distributed GRPO for visual quality assessment with reasoning."
@@ -61,6 +108,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="tiny", choices=["tiny", "small", "3b"])
     p.set_defaults(func=_make_tiny_model)
+
+    p = sub.add_parser("train", help="SFT cold start + GRPO on Ray (no --config: the embedded CPU demo)")
+    p.add_argument("--config", default=None, help="YAML config (configs/*.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.grpo_steps=20")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="SRCC/PLCC/KRCC/RMSE of a model dir on held-out manifests")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, nargs="+", help="parquet manifests")
+    p.add_argument("--out", default=None, help="report JSON (a scatter PNG is written beside it)")
+    p.add_argument("--samples", type=int, default=1, help="1: greedy; N: mean of N sampled scores")
+    p.add_argument("--config", default=None)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("distill", help="SFT reasoning data from a teacher (kept when its score is near the MOS)")
+    p.add_argument("--teacher", required=True, help="teacher model dir, or 'template' for the synthetic set")
+    p.add_argument("--data", required=True, help="input manifest")
+    p.add_argument("--out", required=True, help="output manifest with a reasoning column")
+    p.add_argument("--tolerance", type=float, default=0.5)
+    p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--config", default=None)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=_distill)
+
+    p = sub.add_parser("reward", help="score a JSONL batch of responses with a reward preset")
+    p.add_argument("--preset", default="qthink")
+    p.add_argument("--in", dest="inp", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_reward)
 
     p = sub.add_parser("data", help="datasets: import annotation layouts, build the synthetic set, check media")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")

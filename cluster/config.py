@@ -32,8 +32,14 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train: list[str] = field(default_factory=list)  # parquet manifests
+    # Parquet manifests (rollout/manifest.py). Empty train/sft: the embedded synthetic benchmark, with SFT
+    # reasoning from the template teacher (`qthink distill --teacher template`).
+    train: str = ""
+    sft: str = ""  # rows must carry `reasoning` (the SFT target)
     test: list[str] = field(default_factory=list)
+    synthetic_dir: str = "~/.cache/qthink/synthetic"
+    synthetic_images: int = 540
+    synthetic_videos: int = 90
     shuffle_seed: int = 0
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
@@ -100,10 +106,13 @@ class TrainConfig:
     output_dir: str = "runs/demo"
     seed: int = 0
     prompts_per_step: int = 8  # B
+    sft_batch_size: int = 16
     sft_steps: int = 100
     grpo_steps: int = 50
     one_step_off: bool = False  # rollout of step t+1 overlaps training of step t
     eval_every: int = 10
+    eval_limit: int = 0  # 0: every held-out item
+    eval_samples: int = 1  # 1: greedy; N: mean of N sampled scores
     save_every: int = 10
     keep_last: int = 2
 

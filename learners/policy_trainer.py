@@ -49,6 +49,7 @@ class TrainShard:
     media: dict[str, MediaItem]
     num_micro: int
     norm: dict = field(default_factory=dict)
+    off_policy: bool = False  # responses from an older policy: the engine's log-probs are the behaviour policy
 
 
 class PolicyTrainer:
@@ -97,8 +98,8 @@ class PolicyTrainer:
             logps, ents = sequence_logprobs(self.engine, scored, self.pad_id, with_entropy=True)
             logp, mask = pad_stack(logps)
             adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype)
-            per_token, clipped = clipped_policy_loss(logp, logp.detach(), adv, cfg.clip_low, cfg.clip_high,
-                                                     cfg.dual_clip)
+            old = pad_stack([torch.tensor(s.rollout_logprobs) for s in seqs])[0] if shard.off_policy else logp.detach()
+            per_token, clipped = clipped_policy_loss(logp, old, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip)
             if self.ref is not None:
                 with torch.no_grad():
                     ref_logp, _ = pad_stack(sequence_logprobs(self.ref, scored, self.pad_id))
@@ -176,7 +177,7 @@ class PolicyTrainer:
 
 
 def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], world_size: int,
-                micro_batch_size: int, max_tokens: int) -> list[TrainShard]:
+                micro_batch_size: int, max_tokens: int, off_policy: bool = False) -> list[TrainShard]:
     """Contiguous, balanced shards (a group's sequences stay together, its media is sent once) with the
     same micro-batch count on every rank and the global normalisers of the loss."""
     norm = {"tokens": max(1, sum(len(s.response_ids) for s in sequences)), "seqs": max(1, len(sequences)),
@@ -187,7 +188,7 @@ def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], wor
     for idx in parts:
         seqs = [sequences[i] for i in idx]
         keys = {s.media_key for s in seqs}
-        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm))
+        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy))
     return shards
 
 

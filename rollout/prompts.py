@@ -55,3 +55,12 @@ def quality_messages(media_type: str, question: str | None = None, num_images: i
         {"role": "system", "content": [{"type": "text", "text": R1_SYSTEM_PROMPT}]},
         {"role": "user", "content": media + [{"type": "text", "text": question or QUALITY_QUESTION[media_type]}]},
     ]
+
+# Q-Ponder's distillation asks the teacher to reason like an expert before it scores (cold-start data).
+EXPERT_QUESTION = {
+    media: f"You are an expert in {media} quality assessment. Examine the {media} for sharpness, noise, "
+    "compression artifacts, exposure, contrast, color" + (", and temporal stability (stutter, dropped or frozen "
+    "frames)" if media == "video" else "") + ". Describe each visible distortion and how severe it is, then "
+    f"state the overall quality level (excellent, good, fair, poor or bad). {_RATING} {_TAGS}"
+    for media in ("image", "video")
+}

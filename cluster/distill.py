@@ -1,0 +1,79 @@
+"""`qthink distill`: SFT data for the cold start (Q-Ponder): a teacher writes reasoning for each row and
+only responses whose score lands within a tolerance of the MOS are kept.
+
+The teacher is a VLM served by the rollout workers with an expert prompt, or, for the synthetic demo,
+the template teacher (rollout/template_teacher.py), which writes reasoning from the known distortion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rollout.manifest import ManifestFile, ManifestRow, write_manifest
+from rollout.template_teacher import template_reasoning
+
+
+def _relocated(manifest: ManifestFile, index: int, row: ManifestRow, out_dir: Path) -> ManifestRow:
+    """The same row, its media reachable from the output manifest's folder."""
+    if row.uri is None:
+        return dataclasses.replace(row, media_bytes=manifest.media_source(index))
+    source = row.uri if os.path.isabs(row.uri) else str(manifest.folder / row.uri)
+    return dataclasses.replace(row, uri=os.path.relpath(source, out_dir))
+
+
+def template_distill(in_path: str | Path, out_path: str | Path) -> dict:
+    manifest, out_dir = ManifestFile(in_path), Path(out_path).resolve().parent
+    rows = [dataclasses.replace(_relocated(manifest, i, r, out_dir),
+                                reasoning=template_reasoning(r.distortion, r.severity, r.mos, r.media_type))
+            for i, r in enumerate(manifest.rows)]
+    write_manifest(rows, out_path)
+    return {"rows": len(rows), "kept": len(rows), "teacher": "template (synthetic distortion labels)"}
+
+
+def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path, cfg, tolerance: float = 0.5,
+                    samples: int = 4) -> dict:
+    """Rollout workers serve the teacher; per row the first of `samples` responses within `tolerance` of
+    the MOS is kept (rows with none are dropped and counted)."""
+    from cluster.batches import request_for
+    from cluster.pipeline import media_options
+    from cluster.placement import rollout_pool
+    from cluster.ray_cluster import init_ray
+    from rewards import get_preset
+    from rollout.manifest import ManifestReader
+    from rollout.prompts import EXPERT_QUESTION
+
+    init_ray(cfg.cluster)
+    pool = rollout_pool(cfg, teacher_dir)
+    parse = get_preset(cfg.reward.preset).parse
+    reader = ManifestReader(in_path, shuffle=False, options=media_options(cfg))
+    manifest, out_dir = reader.manifest, Path(out_path).resolve().parent
+    index = {r.id: i for i, r in enumerate(manifest.rows)}
+    kept, dropped, batch = [], 0, []
+
+    def flush():
+        nonlocal dropped
+        requests = [request_for(s, seed=index[s.row.id]) for s in batch]
+        for r in requests:
+            r.question = EXPERT_QUESTION[r.media_type]
+        for sample, group in zip(batch, pool.generate(requests, n=samples)):
+            parsed = parse([g.text for g in group])
+            close = (~parsed.failed) & (np.abs(parsed.pred - sample.row.mos) <= tolerance)
+            if close.any():
+                row = _relocated(manifest, index[sample.row.id], sample.row, out_dir)
+                kept.append(dataclasses.replace(row, reasoning=group[int(np.argmax(close))].text))
+            else:
+                dropped += 1
+        batch.clear()
+
+    for sample in reader.iter_epoch():
+        batch.append(sample)
+        if len(batch) == 32:
+            flush()
+    flush()
+    write_manifest(kept, out_path)
+    return {"rows": len(manifest.rows), "kept": len(kept), "dropped_out_of_tolerance": dropped,
+            "unreadable": reader.skipped, "teacher": teacher_dir}

@@ -1,0 +1,83 @@
+"""Held-out evaluation through the rollout workers (the exported weights, never a model in train state:
+DESIGN.md saw the same weights score differently in the training process and after export).
+
+A response that does not parse counts as a failure and is scored 3.0 (the scale's middle) in the
+correlations, so an untrained model that never answers gets SRCC 0, not a flattering subset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from cluster.batches import request_for
+from rewards import get_preset
+from rewards.metrics import quality_metrics
+from rollout.manifest import ManifestReader, MediaOptions
+
+FAILED_SCORE = 3.0
+
+
+def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, samples: int = 1,
+             temperature: float = 1.0, chunk: int = 64, limit: int = 0) -> dict:
+    """Per-dataset and overall SRCC/PLCC/KRCC/RMSE; greedy when samples == 1, else mean of N samples."""
+    parse = get_preset(preset).parse
+    items = []
+    skipped = {}
+    for path in manifests:
+        reader = ManifestReader(path, shuffle=False, options=media)
+        batch = []
+        for sample in reader.iter_epoch():
+            batch.append(sample)
+            if limit and len(items) + len(batch) >= limit:
+                break
+            if len(batch) == chunk:
+                items += _score(pool, batch, parse, samples, temperature)
+                batch = []
+        items += _score(pool, batch, parse, samples, temperature)
+        skipped[str(path)] = dict(reader.skip_counts)
+    pred = np.array([i["pred"] for i in items], dtype=float)
+    mos = np.array([i["mos"] for i in items], dtype=float)
+    metrics = quality_metrics(pred, mos, [i["dataset"] for i in items]) if items else {"overall": {}, "groups": {}}
+    failures = sum(i["failed"] for i in items) / max(1, sum(i["n"] for i in items))
+    return {"metrics": metrics, "parse_failure_rate": failures, "items": items, "skipped": skipped,
+            "samples_per_item": samples}
+
+
+def _score(pool, batch, parse, samples: int, temperature: float) -> list[dict]:
+    if not batch:
+        return []
+    overrides = {"temperature": 0.0} if samples == 1 else {"temperature": temperature}
+    groups = pool.generate([request_for(s, seed=i) for i, s in enumerate(batch)], n=samples, **overrides)
+    out = []
+    for sample, group in zip(batch, groups):
+        texts = [s.text for s in group]
+        parsed = parse(texts)
+        ok = ~parsed.failed
+        pred = float(np.mean(parsed.pred[ok])) if ok.any() else FAILED_SCORE
+        out.append({"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": pred,
+                    "failed": int((~ok).sum()), "n": len(texts), "response": texts[0]})
+    return out
+
+
+def format_table(report: dict) -> str:
+    m = report["metrics"]
+    rows = [("overall", m["overall"])] + sorted(m["groups"].items())
+    lines = [f"{'dataset':<16}{'n':>6}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}{'RMSE':>8}"]
+    for name, r in rows:
+        lines.append(f"{name:<16}{r.get('n', 0):>6}{r.get('srcc', 0):>8.3f}{r.get('plcc_logistic', 0):>8.3f}"
+                     f"{r.get('krcc', 0):>8.3f}{r.get('rmse', 0):>8.3f}")
+    lines.append(f"parse failures: {report['parse_failure_rate']:.1%}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, out_json: str | Path, scatter_png: str | Path | None = None, title: str = "") -> None:
+    from cluster.run_log import plot_scatter
+
+    Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_json).write_text(json.dumps({k: v for k, v in report.items()}, indent=1, default=float))
+    if scatter_png and report["items"]:
+        plot_scatter([i["pred"] for i in report["items"]], [i["mos"] for i in report["items"]], scatter_png,
+                     title or f"SRCC {report['metrics']['overall'].get('srcc', 0):.3f}")

@@ -1,0 +1,166 @@
+"""`qthink train`: start the roles, run the configured stages (sft, grpo), checkpoint, evaluate, export.
+
+With no model and no data configured this is the embedded demo: the tiny Qwen2.5-VL and the synthetic
+benchmark are built (once, cached), SFT targets come from the template teacher, and the run ends with
+held-out SRCC/PLCC for the untrained model, after SFT and after GRPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import ray
+
+from cluster import placement
+from cluster.checkpoint import CheckpointStore
+from cluster.config import QThinkConfig, config_to_yaml, save_resolved
+from cluster.evaluation import evaluate, format_table, write_report
+from cluster.ray_cluster import init_ray
+from cluster.run_log import RunLog, plot_curves
+from rewards import get_preset
+from rollout.manifest import ManifestReader, MediaOptions
+
+
+def media_options(cfg: QThinkConfig) -> MediaOptions:
+    return MediaOptions(image_max_pixels=cfg.data.max_pixels, video_num_frames=cfg.data.num_frames,
+                        video_max_pixels=cfg.data.max_pixels)
+
+
+def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
+    """Fill in the tiny model and the synthetic benchmark (+ template-teacher SFT data) where unset."""
+    from rollout.tiny_model import ensure_tiny_model
+
+    model, data = cfg.model, cfg.data
+    if not model.path:
+        model = dataclasses.replace(model, path=str(ensure_tiny_model(model.tiny_dir, model.tiny_seed, model.tiny_size)))
+    if not data.train:
+        from cluster.distill import template_distill
+        from rollout.synthetic import build_synthetic_benchmark
+
+        root = Path(data.synthetic_dir).expanduser() / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}"
+        if not (root / "test.parquet").exists():
+            build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
+                                      seed=cfg.train.seed)
+        sft = root / "train_sft.parquet"
+        if not sft.exists():
+            template_distill(root / "train.parquet", sft)
+        data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
+                                   test=data.test or [str(root / "test.parquet")])
+    return dataclasses.replace(cfg, model=model, data=data)
+
+
+class Run:
+    """The live roles and the driver's resumable state (stage, step, policy version, data cursors)."""
+
+    def __init__(self, cfg: QThinkConfig, resume: bool):
+        from transformers import AutoProcessor
+
+        self.cfg, self.out = cfg, Path(cfg.train.output_dir)
+        save_resolved(cfg, self.out)
+        self.log = RunLog(self.out, cfg.logging, cfg)
+        init_ray(dataclasses.replace(cfg.cluster, num_cpus=cfg.cluster.num_cpus or max(
+            placement.logical_cpus_needed(cfg), 2)))
+        self.model_dir = cfg.model.path
+        self.processor = AutoProcessor.from_pretrained(self.model_dir)
+        self.temporal = cfg.reward.temporal and "temporal" in get_preset(cfg.reward.preset).component_names
+        options = media_options(cfg)
+        self.train_reader = ManifestReader(cfg.data.train, seed=cfg.train.seed, options=options)
+        self.sft_reader = ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options) if cfg.data.sft else None
+        total = (cfg.train.sft_steps if "sft" in cfg.train.stages else 0) + (
+            cfg.train.grpo_steps if "grpo" in cfg.train.stages else 0)
+        self.rollout = placement.rollout_pool(cfg, self.model_dir)
+        self.learner = placement.learner_group(cfg, self.model_dir, total)
+        self.rewards = placement.reward_pool(cfg)
+        self.store = CheckpointStore(str(self.out / "checkpoints"), cfg.train.keep_last)
+        self.stage, self.step, self.version, self.evals = cfg.train.stages[0], 0, 0, {}
+        self.global_step = 0
+        latest = self.store.latest() if resume else None
+        if latest is not None:
+            state = self.store.load(latest, lambda d: self.learner.load_state(d, "learner"))
+            self.stage, self.step, self.version, self.evals = state["stage"], state["step"], state["version"], state["evals"]
+            self.global_step = latest
+            self.train_reader.load_state_dict(state["train_cursor"])
+            if self.sft_reader is not None and state.get("sft_cursor"):
+                self.sft_reader.load_state_dict(state["sft_cursor"])
+            self.sync_weights()
+            print(f"resumed from checkpoint step {latest}: stage {self.stage}, step {self.step}")
+        self.train_stream = iter(self.train_reader)
+        self.sft_stream = iter(self.sft_reader) if self.sft_reader is not None else None
+
+    def sync_weights(self) -> float:
+        return self.rollout.broadcast_weights(self.learner.weights_ref(), version=self.version)
+
+    def evaluate(self, name: str) -> dict:
+        c = self.cfg
+        report = evaluate(self.rollout, c.data.test, c.reward.preset, media_options(c), c.train.eval_samples,
+                          c.rollout.temperature, limit=c.train.eval_limit)
+        write_report(report, self.out / "eval" / f"{name}.json", self.out / "eval" / f"{name}.png", name)
+        self.log.save_samples(name, report["items"][:32])
+        overall = report["metrics"]["overall"]
+        summary = {k: float(overall.get(k, 0.0)) for k in ("srcc", "plcc_logistic", "krcc", "rmse")}
+        summary["parse_failure_rate"] = report["parse_failure_rate"]
+        self.evals[name] = summary
+        self.log.log("eval", self.global_step, summary)
+        return report
+
+    def after_step(self, stage: str, next_cursor: dict | None = None) -> None:
+        """Periodic evaluation and checkpoint; `next_cursor` is the reader position before a batch that
+        was drawn ahead (one-step-off), so a resume draws it again instead of skipping it."""
+        self.global_step += 1
+        c = self.cfg.train
+        if c.eval_every and self.step % c.eval_every == 0 and self.step < self._stage_total(stage):
+            if stage == "sft":
+                self.sync_weights()
+            self.evaluate(f"{stage}-step{self.step}")
+        if c.save_every and self.global_step % c.save_every == 0:
+            self.save(stage, next_cursor)
+
+    def _stage_total(self, stage: str) -> int:
+        return self.cfg.train.sft_steps if stage == "sft" else self.cfg.train.grpo_steps
+
+    def save(self, stage: str, next_cursor: dict | None = None) -> str:
+        state = {"stage": stage, "step": self.step, "version": self.version, "evals": self.evals,
+                 "train_cursor": next_cursor or self.train_reader.state_dict(),
+                 "sft_cursor": self.sft_reader.state_dict() if self.sft_reader is not None else None,
+                 "time": time.time()}
+        return self.store.save(self.global_step, state, config_to_yaml(self.cfg),
+                               lambda d: self.learner.save_state(d, "learner"))
+
+
+def train(cfg: QThinkConfig, resume: bool = False) -> dict:
+    from cluster.grpo import grpo_stage
+    from cluster.sft import sft_stage
+
+    cfg = prepare_embedded_defaults(cfg)
+    run = Run(cfg, resume)
+    stages = cfg.train.stages
+    if "untrained" not in run.evals and run.global_step == 0:
+        run.evaluate("untrained")
+    for stage in stages[stages.index(run.stage):]:
+        if stage != run.stage:
+            run.stage, run.step = stage, 0
+        {"sft": sft_stage, "grpo": grpo_stage}[stage](run)
+        if f"after-{stage}" not in run.evals:
+            run.evaluate(f"after-{stage}")
+            run.save(stage)
+    final = run.out / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    run.learner.save_hf(str(final))
+    plot_curves(run.log.metrics_path, run.out / "curves.png")
+    (run.out / "summary.json").write_text(json.dumps(run.evals, indent=1))
+    run.log.close()
+    print(summary_table(run.evals))
+    ray.shutdown()
+    return run.evals
+
+
+def summary_table(evals: dict) -> str:
+    lines = [f"{'held-out':<16}{'SRCC':>8}{'PLCC':>8}{'parse fail':>12}"]
+    for name in ["untrained"] + [k for k in evals if k.startswith("after-")]:
+        if name in evals:
+            e = evals[name]
+            lines.append(f"{name:<16}{e['srcc']:>8.3f}{e['plcc_logistic']:>8.3f}{e['parse_failure_rate']:>12.1%}")
+    return "\n".join(lines)
