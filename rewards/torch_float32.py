@@ -65,15 +65,19 @@ def _double_variance(x: np.ndarray, correction: int) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float32)
     deviation = x.astype(np.float64) - torch_mean(x).astype(np.float64)[..., None]
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.sum(deviation * deviation, axis=-1) / max(x.shape[-1] - correction, 1)
+    return np.sum(deviation * deviation, axis=-1) / max(x.shape[-1] - correction, 1)
 
 
 def torch_var(x: np.ndarray, correction: int) -> np.ndarray:
-    """`torch.var(x, correction=...)` of a whole float32 tensor, per row of the last axis."""
-    return _double_variance(x, correction).astype(np.float32)
+    """`torch.var(x, correction=...)` of a whole float32 tensor, per row of the last axis.
+
+    Over float32's range the result is inf, as in torch (predictions are bounded, so never NaN).
+    """
+    with np.errstate(over="ignore"):
+        return _double_variance(x, correction).astype(np.float32)
 
 
 def torch_std(x: np.ndarray, correction: int) -> np.ndarray:
     """`torch.std(x, correction=...)`: the root is taken in double, then rounded to float32."""
-    return np.sqrt(_double_variance(x, correction)).astype(np.float32)
+    with np.errstate(over="ignore"):
+        return np.sqrt(_double_variance(x, correction)).astype(np.float32)

@@ -1,0 +1,44 @@
+"""Batch layout, variants, scope slices and sharded scoring."""
+
+import numpy as np
+import pytest
+
+from rewards import ResponseScores, score_batch, score_gathered, score_responses
+
+
+def batch(n_prompts, size, seed=0):
+    rng = np.random.default_rng(seed)
+    responses = [f"<think>fine</think><answer>{v:.2f}</answer>" for v in rng.uniform(1, 5, n_prompts * size)]
+    mos = np.repeat(np.round(rng.uniform(1, 5, n_prompts), 2), size)
+    return responses, mos, np.repeat(np.arange(n_prompts), size).tolist()
+
+
+@pytest.mark.parametrize("preset", ["qthink", "preresq-iqa", "vqathinker"])
+def test_shards_gathered_equal_whole_batch(preset):
+    responses, mos, ids = batch(6, 4)
+    whole = score_batch(preset, responses, mos, ids)
+    cuts = [0, 5, 6, 17, 24]
+    shards = [score_responses(preset, responses[a:b], mos[a:b]) for a, b in zip(cuts, cuts[1:], strict=False)]
+    gathered = score_gathered(preset, responses, ResponseScores.concat(shards), mos, ids)
+    for name in whole.components:
+        assert np.array_equal(whole.components[name], gathered.components[name])
+
+
+def test_scope_slices_rank_like_per_gpu_batches():
+    responses, mos, ids = batch(6, 3)
+    sliced = score_batch("visualquality-r1", responses, mos, ids, scope=2)
+    first_two = score_batch("visualquality-r1", responses[:6], mos[:6], ids[:6])
+    assert np.array_equal(sliced.components["rank"][:6], first_two.components["rank"])
+    assert np.all(score_batch("visualquality-r1", responses, mos, ids, scope=1).components["rank"] == 0)
+
+
+def test_uneven_groups_are_rejected():
+    with pytest.raises(ValueError, match="same number of consecutive responses"):
+        score_batch("qthink", ["a", "b", "c"], [3, 3, 3], [0, 0, 1])
+
+
+def test_unknown_variant_and_misaligned_inputs_are_rejected():
+    with pytest.raises(ValueError, match="unknown variant"):
+        score_batch("qthink", ["a", "b"], [3, 3], [0, 1], ["original", "shuffled"])
+    with pytest.raises(ValueError, match="align"):
+        score_batch("qthink", ["a", "b"], [3], [0, 1])
