@@ -51,6 +51,9 @@ class Learner:
     def score(self, shard) -> list[list[float]]:
         return self.trainer.score(shard)
 
+    def set_base_lr(self, lr: float) -> None:
+        self.trainer.set_base_lr(lr)
+
     def weights_ref(self) -> list:
         payload = self.trainer.weights_bytes()
         return [ray.put(payload)] if self.rank == 0 else []
@@ -93,6 +96,9 @@ class LearnerGroup:
     def score(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> list[list[float]]:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
         return [lp for part in ray.get([r.score.remote(s) for r, s in zip(self.ranks, shards)]) for lp in part]
+
+    def set_base_lr(self, lr: float) -> None:
+        self._each("set_base_lr", lr)
 
     def weights_ref(self) -> ray.ObjectRef:
         return self._each("weights_ref")[0][0]

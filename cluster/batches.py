@@ -8,14 +8,25 @@ import numpy as np
 from learners.policy_trainer import MediaItem, TrainSequence
 from rollout.engine import RolloutRequest, RolloutSample
 from rollout.manifest import ManifestReader, Sample
+from rollout.multiframe import multiframe_view
 from rollout.perturbations import draw_perturbation, perturb
+from rollout.prompts import question_for
 
 
-def request_for(sample: Sample, seed: int | None = None) -> RolloutRequest:
+def request_for(sample: Sample, seed: int | None = None, preset: str = "qthink",
+                video_view: str = "frames") -> RolloutRequest:
+    """The engine request for one manifest sample, asking the question the preset's parser expects;
+    `video_view="multiframe"` shows a video as PreResQ-R1 does (one tiled composite + local frames)."""
     row, media = sample.row, sample.media
+    question = question_for(preset, row.media_type)
     if row.media_type == "image":
-        return RolloutRequest(row.id, "image", image=np.asarray(media.convert("RGB")), seed=seed)
-    return RolloutRequest(row.id, "video", frames=media.frames, video_meta=dict(media.metadata), seed=seed)
+        return RolloutRequest(row.id, "image", image=np.asarray(media.convert("RGB")), question=question, seed=seed)
+    if video_view == "multiframe":
+        view = multiframe_view(media.frames, tile_max_side=max(media.frames.shape[1:3]) // 2)
+        return RolloutRequest(row.id, "images", frames=[view.composite, *view.local_frames], question=question,
+                              seed=seed)
+    return RolloutRequest(row.id, "video", frames=media.frames, video_meta=dict(media.metadata), question=question,
+                          seed=seed)
 
 
 def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
@@ -26,10 +37,11 @@ def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
                           question=request.question, variant="perturbed", seed=request.seed)
 
 
-def rollout_batch(samples: list[Sample], step: int, seed: int, temporal: bool) -> list[RolloutRequest]:
+def rollout_batch(samples: list[Sample], step: int, seed: int, temporal: bool, preset: str,
+                  video_view: str = "frames") -> list[RolloutRequest]:
     """Originals first, then a perturbed copy of each video when the temporal reward is on; per-request
     sampling seeds derive from (seed, step, position) so a resumed run samples the same responses."""
-    originals = [request_for(s, seed=seed * 1_000_003 + step * 1009 + i) for i, s in enumerate(samples)]
+    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, preset, video_view) for i, s in enumerate(samples)]
     perturbed = [perturbed_copy(r, seed * 7919 + step * 131 + i) for i, r in enumerate(originals)
                  if temporal and r.media_type == "video"]
     return originals + perturbed

@@ -69,7 +69,8 @@ def _eval(args) -> int:
     cfg = load_config(args.config, args.overrides)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
-    report = evaluate(pool, args.data, cfg.reward.preset, media_options(cfg), args.samples, cfg.rollout.temperature)
+    report = evaluate(pool, args.data, cfg.reward.preset, media_options(cfg), args.samples, cfg.rollout.temperature,
+                      video_view=cfg.data.video_view)
     print(format_table(report))
     if args.out:
         write_report(report, args.out, str(args.out).rsplit(".", 1)[0] + ".png", title=args.model)

@@ -82,7 +82,8 @@ class LearnerConfig:
     gpus_per_rank: int = 0
     zero_stage: int = 2
     dtype: str = "fp32"  # fp32 | bf16
-    lr: float = 1e-6
+    lr: float = 1e-6  # GRPO
+    sft_lr: float = 1e-5  # the cold start (Q-Ponder) usually runs at a higher rate than RL
     weight_decay: float = 0.0
     warmup_steps: int = 0
     lr_schedule: str = "constant"  # constant | cosine | linear
@@ -129,14 +130,20 @@ class ServeConfig:
     min_replicas: int = 1
     max_replicas: int = 2
     target_ongoing_requests: float = 4.0
+    max_ongoing_requests: int = 32  # per replica; one engine batches whatever is in flight
+    upscale_delay_s: float = 30.0  # Ray Serve's defaults; the load benchmark shortens them
+    downscale_delay_s: float = 600.0
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     max_body_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    max_frames: int = 64
+    max_pixels: int = 4096 * 4096  # of an uploaded image or video frame, read from its header
+    max_frames: int = 64  # frames sampled from one video (a score request's num_frames)
     max_duration_s: float = 120.0
+    max_samples: int = 16  # n of one request (score samples, chat choices)
     request_timeout_s: float = 60.0
-    allow_remote_urls: bool = False
+    allow_remote_urls: bool = False  # http(s) image_url fetched by the replica; never file:// or paths
+    model_name: str = ""  # the id clients see; empty: the model dir's name
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept other machines
     port: int = 8000
 
 

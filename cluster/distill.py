@@ -56,7 +56,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
 
     def flush():
         nonlocal dropped
-        requests = [request_for(s, seed=index[s.row.id]) for s in batch]
+        requests = [request_for(s, index[s.row.id], cfg.reward.preset, cfg.data.video_view) for s in batch]
         for r in requests:
             r.question = EXPERT_QUESTION[r.media_type]
         for sample, group in zip(batch, pool.generate(requests, n=samples)):

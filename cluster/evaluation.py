@@ -21,9 +21,8 @@ FAILED_SCORE = 3.0
 
 
 def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, samples: int = 1,
-             temperature: float = 1.0, chunk: int = 64, limit: int = 0) -> dict:
+             temperature: float = 1.0, chunk: int = 64, limit: int = 0, video_view: str = "frames") -> dict:
     """Per-dataset and overall SRCC/PLCC/KRCC/RMSE; greedy when samples == 1, else mean of N samples."""
-    parse = get_preset(preset).parse
     items = []
     skipped = {}
     for path in manifests:
@@ -34,9 +33,9 @@ def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, sampl
             if limit and len(items) + len(batch) >= limit:
                 break
             if len(batch) == chunk:
-                items += _score(pool, batch, parse, samples, temperature)
+                items += _score(pool, batch, preset, samples, temperature, video_view)
                 batch = []
-        items += _score(pool, batch, parse, samples, temperature)
+        items += _score(pool, batch, preset, samples, temperature, video_view)
         skipped[str(path)] = dict(reader.skip_counts)
     pred = np.array([i["pred"] for i in items], dtype=float)
     mos = np.array([i["mos"] for i in items], dtype=float)
@@ -46,11 +45,13 @@ def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, sampl
             "samples_per_item": samples}
 
 
-def _score(pool, batch, parse, samples: int, temperature: float) -> list[dict]:
+def _score(pool, batch, preset: str, samples: int, temperature: float, video_view: str) -> list[dict]:
     if not batch:
         return []
+    parse = get_preset(preset).parse
     overrides = {"temperature": 0.0} if samples == 1 else {"temperature": temperature}
-    groups = pool.generate([request_for(s, seed=i) for i, s in enumerate(batch)], n=samples, **overrides)
+    requests = [request_for(s, i, preset, video_view) for i, s in enumerate(batch)]
+    groups = pool.generate(requests, n=samples, **overrides)
     out = []
     for sample, group in zip(batch, groups):
         texts = [s.text for s in group]

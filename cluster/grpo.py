@@ -23,7 +23,8 @@ def rollout_step(run, step: int):
     """Draw B prompts and sample G responses for each (and for the perturbed copy of each video)."""
     cursor = run.train_reader.state_dict()
     samples = next_samples(run.train_reader, run.train_stream, run.cfg.train.prompts_per_step)
-    requests = rollout_batch(samples, step, run.cfg.train.seed, run.temporal)
+    requests = rollout_batch(samples, step, run.cfg.train.seed, run.temporal, run.cfg.reward.preset,
+                             run.cfg.data.video_view)
     start = time.perf_counter()
     groups = run.rollout.generate(requests)
     return dict(cursor=cursor, samples=samples, requests=requests, groups=groups, seconds=time.perf_counter() - start)
@@ -33,6 +34,7 @@ def grpo_stage(run) -> None:
     cfg, G, total = run.cfg, run.cfg.rollout.n, run.cfg.train.grpo_steps
     parse = get_preset(cfg.reward.preset).parse
     run.log.start_stage("grpo", run.step, total)
+    run.learner.set_base_lr(cfg.learner.lr)
     next_batch, executor = None, ThreadPoolExecutor(max_workers=1)
     while run.step < total:
         step, t0 = run.step, time.perf_counter()
@@ -77,5 +79,9 @@ def grpo_stage(run) -> None:
             "skipped_media": run.train_reader.skipped, "step_s": time.perf_counter() - t0, **learn,
         }
         run.log.log("grpo", run.step, metrics)
+        run.log.record_batch("grpo", run.step, {
+            "prompt_ids": [s.row.id for s in batch["samples"]], "policy_versions": sorted({s.policy_version for s in flat}),
+            "rewards": {k: [round(float(x), 6) for x in v] for k, v in rewards.components.items()},
+            "responses": len(flat)})
         run.after_step("grpo", next_cursor=next_batch["cursor"] if next_batch else None)
     executor.shutdown()

@@ -96,7 +96,7 @@ class Run:
     def evaluate(self, name: str) -> dict:
         c = self.cfg
         report = evaluate(self.rollout, c.data.test, c.reward.preset, media_options(c), c.train.eval_samples,
-                          c.rollout.temperature, limit=c.train.eval_limit)
+                          c.rollout.temperature, limit=c.train.eval_limit, video_view=c.data.video_view)
         write_report(report, self.out / "eval" / f"{name}.json", self.out / "eval" / f"{name}.png", name)
         self.log.save_samples(name, report["items"][:32])
         overall = report["metrics"]["overall"]

@@ -2,7 +2,8 @@
 
 Locally (CI, a laptop) qthink starts a private Ray on loopback with token auth off (Ray 2.60 turns it on
 by default and a loopback-only cluster has no one to authenticate) and no dashboard (it costs ~1 CPU-s
-and a port). On a cluster (`ray job submit`), `address=auto` joins the running cluster instead.
+and a port). On a cluster, `address=auto` (or a job started by `ray job submit`, which sets RAY_ADDRESS)
+joins the running cluster instead.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def init_ray(config: ClusterConfig | None = None):
     config = config or ClusterConfig()
     if ray.is_initialized():
         return ray.get_runtime_context()
-    if config.address == "local":
+    if config.address == "local" and not os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`: join
         os.environ.update(WORKER_ENV)
         num_cpus = config.num_cpus or os.cpu_count()
         return ray.init(
@@ -32,4 +33,5 @@ def init_ray(config: ClusterConfig | None = None):
             runtime_env={"env_vars": WORKER_ENV},
             log_to_driver=True,
         )
-    return ray.init(address=config.address, namespace=config.namespace)
+    # Joining: no runtime_env here, it would replace the one `ray job submit` gave (its working_dir).
+    return ray.init(address=config.address if config.address != "local" else "auto", namespace=config.namespace)

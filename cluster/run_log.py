@@ -63,6 +63,11 @@ class RunLog:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
             self.bar.update(1)
 
+    def record_batch(self, stage: str, step: int, record: dict) -> None:
+        """Which prompts a step trained on and what they earned: resume and fault tests check these."""
+        with (self.out_dir / "batches.jsonl").open("a") as f:
+            f.write(json.dumps({"stage": stage, "step": step, **record}) + "\n")
+
     def save_samples(self, name: str, rows: list[dict]) -> Path:
         path = self.out_dir / "samples" / f"{name}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)

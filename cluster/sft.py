@@ -12,15 +12,17 @@ from learners.policy_trainer import TrainSequence
 def sft_stage(run) -> None:
     cfg, total = run.cfg, run.cfg.train.sft_steps
     run.log.start_stage("sft", run.step, total)
+    run.learner.set_base_lr(cfg.learner.sft_lr)
     while run.step < total:
         t0 = time.perf_counter()
         samples = next_samples(run.sft_reader, run.sft_stream, cfg.train.sft_batch_size)
-        requests = [request_for(s) for s in samples]
+        requests = [request_for(s, None, cfg.reward.preset, cfg.data.video_view) for s in samples]
         sequences = [TrainSequence(r.prompt_id, prompt_token_ids(run.processor, r),
                                    response_token_ids(run.processor.tokenizer, s.row.reasoning))
                      for r, s in zip(requests, samples)]
         metrics = run.learner.sft_step(sequences, {r.prompt_id: media_item(r) for r in requests})
         run.step += 1
+        run.log.record_batch("sft", run.step, {"prompt_ids": [s.row.id for s in samples]})
         run.log.log("sft", run.step, {**metrics, "step_s": time.perf_counter() - t0,
                                       "skipped_media": run.sft_reader.skipped})
         run.after_step("sft")

@@ -136,6 +136,14 @@ class PolicyTrainer:
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return sums
 
+    def set_base_lr(self, lr: float) -> None:
+        """Stages train at their own rate (SFT vs GRPO); the warmup/schedule factor carries on."""
+        scheduler = self.engine.lr_scheduler
+        scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        for group in scheduler.optimizer.param_groups:
+            group["lr"] = lr * factor
+
     @torch.no_grad()
     def score(self, shard: TrainShard) -> list[list[float]]:
         """Current log-probs of each response (eval mode): what the engine should report after a sync."""

@@ -30,7 +30,7 @@ class RolloutRequest:
     prompt_id: str
     media_type: str  # image | video | images (several pictures: PreResQ-R1's multi-frame view)
     image: np.ndarray | None = None  # [H, W, 3] uint8
-    frames: np.ndarray | None = None  # [T, H, W, 3] uint8 (video) or [K, H, W, 3] (images)
+    frames: np.ndarray | list | None = None  # video [T, H, W, 3] uint8, or a list of [H, W, 3] pictures (images)
     video_meta: dict | None = None
     question: str | None = None
     variant: str = "original"
@@ -104,35 +104,47 @@ class WeightReloadExtension:
         return len(weights)
 
 
+def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4) -> dict:
+    """vLLM engine settings, shared by the offline `LLM` here and the Serve app's `AsyncLLM`, so a served
+    model runs exactly as it did in rollout and evaluation."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.kv_cache_gib))))
+    return dict(
+        model=str(model_dir), dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
+        max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        limit_mm_per_prompt={"image": max_media, "video": 1},
+        worker_extension_cls="rollout.engine.WeightReloadExtension",
+    )
+
+
+def banned_token_ids(tokenizer) -> list[int]:
+    return [tokenizer.convert_tokens_to_ids(t) for t in BANNED_TOKENS]
+
+
+def sampling_params(config: RolloutConfig, banned_ids: list[int], n: int, seed: int | None, **overrides):
+    """The config's sampling with per-call overrides (temperature, top_p, max_tokens); pads banned (trap 1)."""
+    from vllm import SamplingParams
+
+    c = config
+    return SamplingParams(
+        n=n, temperature=overrides.get("temperature", c.temperature), top_p=overrides.get("top_p", c.top_p),
+        max_tokens=overrides.get("max_tokens", c.max_tokens), seed=seed, logprobs=0,
+        logit_bias={i: -100.0 for i in banned_ids},
+    )
+
+
 class RolloutEngine:
     def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4):
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.kv_cache_gib))))
+        args = engine_args(model_dir, config, dtype, max_media)
         from transformers import AutoProcessor
         from vllm import LLM
 
         self.config = config
         self.model_dir = str(model_dir)
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
-        tok = self.processor.tokenizer
-        self.banned_ids = [tok.convert_tokens_to_ids(t) for t in BANNED_TOKENS]
-        self.llm = LLM(
-            model=self.model_dir, dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
-            max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            limit_mm_per_prompt={"image": max_media, "video": 1},
-            worker_extension_cls="rollout.engine.WeightReloadExtension",
-        )
+        self.banned_ids = banned_token_ids(self.processor.tokenizer)
+        self.llm = LLM(**args)
         self.version = 0
-
-    def sampling_params(self, n: int, seed: int | None, **overrides):
-        from vllm import SamplingParams
-
-        c = self.config
-        return SamplingParams(
-            n=n, temperature=overrides.get("temperature", c.temperature), top_p=overrides.get("top_p", c.top_p),
-            max_tokens=overrides.get("max_tokens", c.max_tokens), seed=seed, logprobs=0,
-            logit_bias={i: -100.0 for i in self.banned_ids},
-        )
 
     def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
         """One engine call for every request (originals and perturbed variants batch together)."""
@@ -140,7 +152,7 @@ class RolloutEngine:
             return []
         n = n or self.config.n
         inputs = [vllm_input(r, self.processor) for r in requests]
-        params = [self.sampling_params(n, r.seed, **overrides) for r in requests]
+        params = [sampling_params(self.config, self.banned_ids, n, r.seed, **overrides) for r in requests]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         groups = []
         for request, out in zip(requests, outputs):

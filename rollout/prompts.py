@@ -64,3 +64,20 @@ EXPERT_QUESTION = {
     f"state the overall quality level (excellent, good, fair, poor or bad). {_RATING} {_TAGS}"
     for media in ("image", "video")
 }
+
+Q_INSIGHT_QUESTION = (
+    "What is your overall rating on the quality of this picture? The rating should be a float between 1 and "
+    "5, rounded to two decimal places. First output the thinking process in <think> </think> tags, then the "
+    'answer in <answer> </answer> tags as JSON: {"rating": score}.'
+)
+
+
+def question_for(preset: str, media_type: str) -> str:
+    """The question each preset's answer parser expects (aspect lists, JSON rating, or one score)."""
+    if preset == "preresq-iqa":
+        return PRERESQ_IQA_QUESTION
+    if preset == "preresq-vqa":
+        return PRERESQ_VQA_QUESTION
+    if preset == "q-insight":
+        return Q_INSIGHT_QUESTION
+    return QUALITY_QUESTION["video" if media_type == "video" else "image"]

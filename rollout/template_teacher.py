@@ -11,15 +11,15 @@ from __future__ import annotations
 
 # What each synthetic distortion looks like, in the words the model should learn to attend to.
 SYMPTOMS = {
-    "blur": "edges are soft and fine texture is smeared",
-    "noise": "random grain covers flat regions and edges",
-    "jpeg": "blocky compression artifacts and ringing appear around edges",
-    "contrast": "the picture looks washed out with faded colors",
-    "downup": "the picture is pixelated into visible blocks",
-    "darken": "the picture is too dark and shadow detail is lost",
-    "compression": "frames show blocking and smeared detail from heavy compression",
-    "stutter": "motion stutters as frames freeze and jump",
-    "frame_drop": "motion jumps as frames are dropped",
+    "blur": "soft edges",
+    "noise": "visible grain",
+    "jpeg": "blocky artifacts",
+    "contrast": "washed out colors",
+    "downup": "pixelated blocks",
+    "darken": "too dark",
+    "compression": "smeared blocking",
+    "stutter": "frozen frames",
+    "frame_drop": "jumpy motion",
 }
 STRENGTH = {1: "slight", 2: "mild", 3: "moderate", 4: "strong", 5: "severe"}
 # Q-Ponder consistency bands (REWARDS.md): the level the reasoning states must match the score's band.
@@ -34,8 +34,7 @@ def template_reasoning(distortion: str | None, severity: int | None, mos: float,
     """A full R1-format response for one synthetic item: <think>…</think><answer>MOS</answer>."""
     subject = "video" if media_type == "video" else "image"
     if distortion in SYMPTOMS and severity in STRENGTH:
-        seen = f"I see {STRENGTH[severity]} {distortion.replace('_', ' ')}: {SYMPTOMS[distortion]}."
+        seen = f"{STRENGTH[severity]} {distortion.replace('_', ' ')}: {SYMPTOMS[distortion]}."
     else:
-        seen = f"The {subject} shows no clear distortion."
-    level = quality_level(mos)
-    return f"<think>{seen} Overall the {subject} quality is {level}.</think><answer>{mos:.2f}</answer>"
+        seen = f"no clear distortion in the {subject}."
+    return f"<think>{seen} The quality is {quality_level(mos)}.</think><answer>{mos:.2f}</answer>"

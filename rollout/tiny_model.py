@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 
 from rollout.prompts import PRERESQ_ASPECTS, PRERESQ_IQA_QUESTION, PRERESQ_VQA_QUESTION, QUALITY_QUESTION, R1_SYSTEM_PROMPT
+from rollout.template_teacher import STRENGTH, SYMPTOMS, template_reasoning
+
+BUILDER_VERSION = 2  # bump when the files a (shape, seed) produces change: cached models are rebuilt
 
 # Qwen2.5's special tokens, in Qwen's order (ids follow the BPE vocab, so they differ from Qwen's own).
 SPECIAL_TOKENS = [
@@ -63,7 +66,9 @@ def _training_corpus() -> list[str]:
              "stutter frame drops temporal motion flicker the image video quality is has with and overall "
              "rating score high low medium slight strong visible severe mild distortion " + " ".join(PRERESQ_ASPECTS))
     scores = [f"{i / 100:.2f}" for i in range(100, 501)]
-    lines = [R1_SYSTEM_PROMPT, *QUALITY_QUESTION.values(), PRERESQ_IQA_QUESTION, PRERESQ_VQA_QUESTION, words]
+    teacher = [template_reasoning(d, k, 1.0 + 0.8 * (5 - k), m) for d in SYMPTOMS for k in STRENGTH
+               for m in ("image", "video")]
+    lines = [R1_SYSTEM_PROMPT, *QUALITY_QUESTION.values(), PRERESQ_IQA_QUESTION, PRERESQ_VQA_QUESTION, words, *teacher]
     lines += [f"<think>The image is {w}.</think><answer>{s}</answer>" for w, s in
               zip(words.split() * 20, scores)]
     return lines * 4
@@ -148,14 +153,18 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> 
     )
     model.save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)
-    (out / "qthink_tiny.json").write_text(json.dumps({"shape": shape, "seed": seed}, sort_keys=True))
+    (out / "qthink_tiny.json").write_text(json.dumps(_marker(shape, seed), sort_keys=True))
     return out
+
+
+def _marker(shape: str, seed: int) -> dict:
+    return {"shape": shape, "seed": seed, "builder": BUILDER_VERSION}
 
 
 def ensure_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> Path:
     """Reuse a previously built tiny model of the same (shape, seed); build it otherwise."""
     out = Path(out_dir).expanduser()
     marker = out / "qthink_tiny.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"shape": shape, "seed": seed}:
+    if marker.exists() and json.loads(marker.read_text()) == _marker(shape, seed):
         return out
     return make_tiny_model(out, seed=seed, shape=shape)
