@@ -58,10 +58,13 @@ class RunLog:
             self.wandb.log({f"{stage}/{k}": v for k, v in clean.items()}, step=step)
         if self.mlflow is not None:
             self.mlflow.log_metrics({f"{stage}.{k}": v for k, v in clean.items()}, step=step)
-        if self.bar is not None and stage in ("sft", "grpo"):
-            shown = {k: clean[k] for k in ("loss", "reward", "srcc", "tokens_per_s") if k in clean}
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()})
-            self.bar.update(1)
+        if stage in ("sft", "grpo"):
+            shown = {k: f"{clean[k]:.3g}" for k in ("loss", "reward", "srcc", "tokens_per_s") if k in clean}
+            if self.bar is not None:
+                self.bar.set_postfix(shown)
+                self.bar.update(1)
+            else:  # plain lines for job logs (`ray job logs`) and CI
+                print(f"[{stage} step {step}] " + " ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
 
     def record_batch(self, stage: str, step: int, record: dict) -> None:
         """Which prompts a step trained on and what they earned: resume and fault tests check these."""

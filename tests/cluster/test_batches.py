@@ -1,0 +1,42 @@
+import numpy as np
+from PIL import Image
+
+from cluster.batches import rollout_batch, train_sequences
+from rollout.manifest import ManifestRow, Sample
+from rollout.video import VideoClip
+
+
+def _samples():
+    img = Sample(ManifestRow("i0", "image", 3.0, (1, 5), "d", "train"), Image.new("RGB", (112, 112)))
+    frames = (np.arange(8)[:, None, None, None] * np.ones((8, 16, 16, 3))).astype(np.uint8)
+    vid = Sample(ManifestRow("v0", "video", 4.0, (1, 5), "d", "train"), VideoClip(frames, {"fps": 4.0}))
+    return [img, vid]
+
+
+def test_videos_get_one_perturbed_copy_when_the_temporal_reward_is_on():
+    plain = rollout_batch(_samples(), step=3, seed=0, temporal=False, preset="qthink")
+    assert [(r.prompt_id, r.variant) for r in plain] == [("i0", "original"), ("v0", "original")]
+    with_t = rollout_batch(_samples(), step=3, seed=0, temporal=True, preset="qthink")
+    assert [(r.prompt_id, r.variant) for r in with_t] == [("i0", "original"), ("v0", "original"), ("v0", "perturbed")]
+    original, perturbed = with_t[1].frames, with_t[2].frames
+    assert perturbed.shape == original.shape
+    assert not np.array_equal(perturbed, original)  # every perturbation changes an 8-frame ramp
+    again = rollout_batch(_samples(), step=3, seed=0, temporal=True, preset="qthink")
+    assert np.array_equal(again[2].frames, perturbed) and again[0].seed == with_t[0].seed  # deterministic
+
+
+def test_preset_decides_the_question_and_multiframe_shows_a_grid_plus_local_frames():
+    reqs = rollout_batch(_samples(), step=0, seed=0, temporal=False, preset="preresq-vqa", video_view="multiframe")
+    assert "five aspects" not in reqs[1].question and "two ratings" in reqs[1].question
+    assert reqs[1].media_type == "images" and len(reqs[1].frames) == 4  # composite + 3 local frames
+    iqa = rollout_batch(_samples(), step=0, seed=0, temporal=False, preset="preresq-iqa")
+    assert "five aspects" in iqa[0].question
+
+
+def test_train_sequences_carry_advantage_and_engine_logprobs():
+    from rollout.engine import RolloutSample
+
+    s = RolloutSample("i0", "original", 0, [1, 2], [3, 4], [-0.5, -0.25], "t", "stop", 2)
+    (seq,) = train_sequences([s], np.array([1.5]))
+    assert (seq.media_key, seq.prompt_ids, seq.response_ids, seq.advantage, seq.rollout_logprobs) == (
+        "i0", [1, 2], [3, 4], 1.5, [-0.5, -0.25])

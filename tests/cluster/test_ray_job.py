@@ -1,0 +1,66 @@
+"""`ray job submit` for real: a local head on loopback, a short training job, SUCCEEDED, metrics in its
+logs; the head is stopped by killing the process group this test started (never `ray stop`, which would
+also stop other Ray instances of this machine) (slow)."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_job_submit_runs_a_short_training(tmp_path):
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    gcs, dash = _free_port(), _free_port()
+    head = subprocess.Popen(
+        [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=4",
+         f"--temp-dir={tmp_path / 'ray'}"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        address = f"http://127.0.0.1:{dash}"
+        out = tmp_path / "run"
+        job = ["train", f"train.output_dir={out}", f"model.tiny_dir={tmp_path / 'tiny'}",
+               f"data.synthetic_dir={tmp_path / 'synth'}", "data.synthetic_images=16", "data.synthetic_videos=4",
+               "train.sft_steps=1", "train.sft_batch_size=4", "train.grpo_steps=2", "train.prompts_per_step=2",
+               "rollout.n=2", "rollout.max_tokens=8", "train.eval_limit=4", "train.eval_every=0",
+               "train.save_every=0", "logging.progress_bar=false"]
+        deadline = time.time() + 120
+        while True:  # the dashboard (job server) takes a few seconds to come up
+            r = subprocess.run([str(bin_dir / "ray"), "job", "list", "--address", address], env=env,
+                               capture_output=True, text=True)
+            if r.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(2)
+        submit = subprocess.run(
+            [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
+             "--runtime-env-json", '{"excludes": [".venv", ".git", "runs", "benchmarks/results"]}',
+             "--", "qthink", *job],
+            env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+        logs = submit.stdout + submit.stderr
+        assert "SUCCEEDED" in logs, logs[-4000:]
+        assert re.search(r"\[grpo step 2\] .*reward=", logs), logs[-4000:]  # step metrics, from the job's logs
+        assert re.search(r"after-grpo\s+[-\d.]+", logs), logs[-4000:]  # and the summary table
+        assert (out / "metrics.jsonl").exists()
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
