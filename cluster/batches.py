@@ -3,7 +3,11 @@ copies) -> learner sequences. No math here; the perturbations themselves live in
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+
+from cluster.config import QThinkConfig
 
 from learners.policy_trainer import MediaItem, TrainSequence
 from rollout.engine import RolloutRequest, RolloutSample
@@ -13,35 +17,37 @@ from rollout.perturbations import draw_perturbation, perturb
 from rollout.prompts import question_for
 
 
-def request_for(sample: Sample, seed: int | None = None, preset: str = "qthink",
-                video_view: str = "frames") -> RolloutRequest:
-    """The engine request for one manifest sample, asking the question the preset's parser expects;
-    `video_view="multiframe"` shows a video as PreResQ-R1 does (one tiled composite + local frames)."""
-    row, media = sample.row, sample.media
-    question = question_for(preset, row.media_type)
-    if row.media_type == "image":
-        return RolloutRequest(row.id, "image", image=np.asarray(media.convert("RGB")), question=question, seed=seed)
-    if video_view == "multiframe":
+def media_request(prompt_id: str, media_type: str, media, cfg: QThinkConfig, seed: int | None = None) -> RolloutRequest:
+    """The engine request for one decoded image (PIL) or video (VideoClip), asking the question the reward
+    preset's parser expects; `data.video_view: multiframe` shows a video as PreResQ-R1 does (one tiled
+    composite + local frames). Training, evaluation and serving all build requests here."""
+    style = cfg.data.prompt_style
+    common = dict(question=question_for(cfg.reward.preset, media_type, style), seed=seed,
+                  system_prompt=style != "short")
+    if media_type == "image":
+        return RolloutRequest(prompt_id, "image", image=np.asarray(media.convert("RGB")), **common)
+    if cfg.data.video_view == "multiframe":
         view = multiframe_view(media.frames, tile_max_side=max(media.frames.shape[1:3]) // 2)
-        return RolloutRequest(row.id, "images", frames=[view.composite, *view.local_frames], question=question,
-                              seed=seed)
-    return RolloutRequest(row.id, "video", frames=media.frames, video_meta=dict(media.metadata), question=question,
-                          seed=seed)
+        return RolloutRequest(prompt_id, "images", frames=[view.composite, *view.local_frames], **common)
+    return RolloutRequest(prompt_id, "video", frames=media.frames, video_meta=dict(media.metadata), **common)
+
+
+def request_for(sample: Sample, seed: int | None, cfg: QThinkConfig) -> RolloutRequest:
+    return media_request(sample.row.id, sample.row.media_type, sample.media, cfg, seed)
 
 
 def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
     """The same video with one temporal perturbation drawn for it (VQAThinker's temporal reward)."""
     rng = np.random.default_rng(seed)
     frames, _ = perturb(request.frames, draw_perturbation(rng), rng)
-    return RolloutRequest(request.prompt_id, "video", frames=frames, video_meta=request.video_meta,
-                          question=request.question, variant="perturbed", seed=request.seed)
+    return dataclasses.replace(request, frames=frames, variant="perturbed")
 
 
-def rollout_batch(samples: list[Sample], step: int, seed: int, temporal: bool, preset: str,
-                  video_view: str = "frames") -> list[RolloutRequest]:
+def rollout_batch(samples: list[Sample], step: int, temporal: bool, cfg: QThinkConfig) -> list[RolloutRequest]:
     """Originals first, then a perturbed copy of each video when the temporal reward is on; per-request
     sampling seeds derive from (seed, step, position) so a resumed run samples the same responses."""
-    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, preset, video_view) for i, s in enumerate(samples)]
+    seed = cfg.train.seed
+    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, cfg) for i, s in enumerate(samples)]
     perturbed = [perturbed_copy(r, seed * 7919 + step * 131 + i) for i, r in enumerate(originals)
                  if temporal and r.media_type == "video"]
     return originals + perturbed

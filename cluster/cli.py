@@ -62,15 +62,13 @@ def _eval(args) -> int:
     import json
 
     from cluster.evaluation import evaluate, format_table, write_report
-    from cluster.pipeline import media_options
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
 
     cfg = load_config(args.config, args.overrides)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
-    report = evaluate(pool, args.data, cfg.reward.preset, media_options(cfg), args.samples, cfg.rollout.temperature,
-                      video_view=cfg.data.video_view)
+    report = evaluate(pool, args.data, cfg, args.samples)
     print(format_table(report))
     if args.out:
         write_report(report, args.out, str(args.out).rsplit(".", 1)[0] + ".png", title=args.model)

@@ -39,7 +39,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
     """Rollout workers serve the teacher; per row the first of `samples` responses within `tolerance` of
     the MOS is kept (rows with none are dropped and counted)."""
     from cluster.batches import request_for
-    from cluster.pipeline import media_options
+    from cluster.evaluation import media_options
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
     from rewards import get_preset
@@ -56,7 +56,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
 
     def flush():
         nonlocal dropped
-        requests = [request_for(s, index[s.row.id], cfg.reward.preset, cfg.data.video_view) for s in batch]
+        requests = [request_for(s, index[s.row.id], cfg) for s in batch]
         for r in requests:
             r.question = EXPERT_QUESTION[r.media_type]
         for sample, group in zip(batch, pool.generate(requests, n=samples)):

@@ -15,14 +15,15 @@ import numpy as np
 from cluster.batches import request_for
 from rewards import get_preset
 from rewards.metrics import quality_metrics
+from cluster.config import QThinkConfig
 from rollout.manifest import ManifestReader, MediaOptions
 
 FAILED_SCORE = 3.0
 
 
-def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, samples: int = 1,
-             temperature: float = 1.0, chunk: int = 64, limit: int = 0, video_view: str = "frames") -> dict:
+def evaluate(pool, manifests: list[str], cfg: QThinkConfig, samples: int = 1, limit: int = 0, chunk: int = 64) -> dict:
     """Per-dataset and overall SRCC/PLCC/KRCC/RMSE; greedy when samples == 1, else mean of N samples."""
+    media = media_options(cfg)
     items = []
     skipped = {}
     for path in manifests:
@@ -33,9 +34,9 @@ def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, sampl
             if limit and len(items) + len(batch) >= limit:
                 break
             if len(batch) == chunk:
-                items += _score(pool, batch, preset, samples, temperature, video_view)
+                items += _score(pool, batch, cfg, samples)
                 batch = []
-        items += _score(pool, batch, preset, samples, temperature, video_view)
+        items += _score(pool, batch, cfg, samples)
         skipped[str(path)] = dict(reader.skip_counts)
     pred = np.array([i["pred"] for i in items], dtype=float)
     mos = np.array([i["mos"] for i in items], dtype=float)
@@ -45,12 +46,12 @@ def evaluate(pool, manifests: list[str], preset: str, media: MediaOptions, sampl
             "samples_per_item": samples}
 
 
-def _score(pool, batch, preset: str, samples: int, temperature: float, video_view: str) -> list[dict]:
+def _score(pool, batch, cfg: QThinkConfig, samples: int) -> list[dict]:
     if not batch:
         return []
-    parse = get_preset(preset).parse
-    overrides = {"temperature": 0.0} if samples == 1 else {"temperature": temperature}
-    requests = [request_for(s, i, preset, video_view) for i, s in enumerate(batch)]
+    parse = get_preset(cfg.reward.preset).parse
+    overrides = {"temperature": 0.0} if samples == 1 else {"temperature": cfg.rollout.temperature}
+    requests = [request_for(s, i, cfg) for i, s in enumerate(batch)]
     groups = pool.generate(requests, n=samples, **overrides)
     out = []
     for sample, group in zip(batch, groups):
@@ -61,6 +62,11 @@ def _score(pool, batch, preset: str, samples: int, temperature: float, video_vie
         out.append({"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": pred,
                     "failed": int((~ok).sum()), "n": len(texts), "response": texts[0]})
     return out
+
+
+def media_options(cfg: QThinkConfig) -> MediaOptions:
+    return MediaOptions(image_max_pixels=cfg.data.max_pixels, video_num_frames=cfg.data.num_frames,
+                        video_max_pixels=cfg.data.max_pixels)
 
 
 def format_table(report: dict) -> str:

@@ -23,8 +23,7 @@ def rollout_step(run, step: int):
     """Draw B prompts and sample G responses for each (and for the perturbed copy of each video)."""
     cursor = run.train_reader.state_dict()
     samples = next_samples(run.train_reader, run.train_stream, run.cfg.train.prompts_per_step)
-    requests = rollout_batch(samples, step, run.cfg.train.seed, run.temporal, run.cfg.reward.preset,
-                             run.cfg.data.video_view)
+    requests = rollout_batch(samples, step, run.temporal, run.cfg)
     start = time.perf_counter()
     groups = run.rollout.generate(requests)
     return dict(cursor=cursor, samples=samples, requests=requests, groups=groups, seconds=time.perf_counter() - start)

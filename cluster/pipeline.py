@@ -17,16 +17,11 @@ import ray
 from cluster import placement
 from cluster.checkpoint import CheckpointStore
 from cluster.config import QThinkConfig, config_to_yaml, save_resolved
-from cluster.evaluation import evaluate, format_table, write_report
+from cluster.evaluation import evaluate, media_options, write_report
 from cluster.ray_cluster import init_ray
 from cluster.run_log import RunLog, plot_curves
 from rewards import get_preset
-from rollout.manifest import ManifestReader, MediaOptions
-
-
-def media_options(cfg: QThinkConfig) -> MediaOptions:
-    return MediaOptions(image_max_pixels=cfg.data.max_pixels, video_num_frames=cfg.data.num_frames,
-                        video_max_pixels=cfg.data.max_pixels)
+from rollout.manifest import ManifestReader
 
 
 def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
@@ -95,8 +90,7 @@ class Run:
 
     def evaluate(self, name: str) -> dict:
         c = self.cfg
-        report = evaluate(self.rollout, c.data.test, c.reward.preset, media_options(c), c.train.eval_samples,
-                          c.rollout.temperature, limit=c.train.eval_limit, video_view=c.data.video_view)
+        report = evaluate(self.rollout, c.data.test, c, c.train.eval_samples, limit=c.train.eval_limit)
         write_report(report, self.out / "eval" / f"{name}.json", self.out / "eval" / f"{name}.png", name)
         self.log.save_samples(name, report["items"][:32])
         overall = report["metrics"]["overall"]

@@ -35,6 +35,7 @@ class RolloutRequest:
     question: str | None = None
     variant: str = "original"
     seed: int | None = None
+    system_prompt: bool = True
 
 
 @dataclass
@@ -62,13 +63,13 @@ def vllm_input(request: RolloutRequest, processor) -> dict:
     from PIL import Image
 
     if request.media_type == "image":
-        messages = quality_messages("image", request.question)
+        messages = quality_messages("image", request.question, system=request.system_prompt)
         media = {"image": Image.fromarray(request.image)}
     elif request.media_type == "images":
-        messages = quality_messages("image", request.question, num_images=len(request.frames))
+        messages = quality_messages("image", request.question, len(request.frames), request.system_prompt)
         media = {"image": [Image.fromarray(f) for f in request.frames]}
     elif request.media_type == "video":
-        messages = quality_messages("video", request.question)
+        messages = quality_messages("video", request.question, system=request.system_prompt)
         media = {"video": (request.frames, request.video_meta or default_video_meta(len(request.frames)))}
     else:
         raise ValueError(f"unknown media_type {request.media_type!r}")

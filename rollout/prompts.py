@@ -46,15 +46,16 @@ PRERESQ_VQA_QUESTION = (
 )
 
 
-def quality_messages(media_type: str, question: str | None = None, num_images: int = 1) -> list[dict]:
-    """Chat messages for one judged item: system prompt + media placeholder(s) + question."""
+def quality_messages(media_type: str, question: str | None = None, num_images: int = 1,
+                     system: bool = True) -> list[dict]:
+    """Chat messages for one judged item: (R1 system prompt) + media placeholder(s) + question."""
     if media_type not in ("image", "video"):
         raise ValueError(f"media_type must be 'image' or 'video', got {media_type!r}")
     media = [{"type": media_type}] if media_type == "video" else [{"type": "image"}] * num_images
-    return [
-        {"role": "system", "content": [{"type": "text", "text": R1_SYSTEM_PROMPT}]},
-        {"role": "user", "content": media + [{"type": "text", "text": question or QUALITY_QUESTION[media_type]}]},
-    ]
+    user = {"role": "user", "content": media + [{"type": "text", "text": question or QUALITY_QUESTION[media_type]}]}
+    if not system:
+        return [user]
+    return [{"role": "system", "content": [{"type": "text", "text": R1_SYSTEM_PROMPT}]}, user]
 
 # Q-Ponder's distillation asks the teacher to reason like an expert before it scores (cold-start data).
 EXPERT_QUESTION = {
@@ -72,8 +73,19 @@ Q_INSIGHT_QUESTION = (
 )
 
 
-def question_for(preset: str, media_type: str) -> str:
+# `prompt_style: short`: no system prompt and a one-line question. A randomly initialised tiny model
+# (the CPU demo) must find 16 image tokens among ~190 prompt tokens with 2 attention heads; with ~20 it
+# learns to look at the picture far sooner. Real checkpoints use the papers' prompts ("paper").
+SHORT_QUESTION = {
+    "image": "Rate the quality of this image from 1 to 5. <think> reasoning </think><answer> score </answer>",
+    "video": "Rate the quality of this video from 1 to 5. <think> reasoning </think><answer> score </answer>",
+}
+
+
+def question_for(preset: str, media_type: str, prompt_style: str = "paper") -> str:
     """The question each preset's answer parser expects (aspect lists, JSON rating, or one score)."""
+    if prompt_style == "short" and preset not in ("preresq-iqa", "preresq-vqa", "q-insight"):
+        return SHORT_QUESTION["video" if media_type == "video" else "image"]
     if preset == "preresq-iqa":
         return PRERESQ_IQA_QUESTION
     if preset == "preresq-vqa":

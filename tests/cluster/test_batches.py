@@ -2,6 +2,7 @@ import numpy as np
 from PIL import Image
 
 from cluster.batches import rollout_batch, train_sequences
+from cluster.config import load_config
 from rollout.manifest import ManifestRow, Sample
 from rollout.video import VideoClip
 
@@ -14,23 +15,26 @@ def _samples():
 
 
 def test_videos_get_one_perturbed_copy_when_the_temporal_reward_is_on():
-    plain = rollout_batch(_samples(), step=3, seed=0, temporal=False, preset="qthink")
+    cfg = load_config()
+    plain = rollout_batch(_samples(), 3, False, cfg)
     assert [(r.prompt_id, r.variant) for r in plain] == [("i0", "original"), ("v0", "original")]
-    with_t = rollout_batch(_samples(), step=3, seed=0, temporal=True, preset="qthink")
+    with_t = rollout_batch(_samples(), 3, True, cfg)
     assert [(r.prompt_id, r.variant) for r in with_t] == [("i0", "original"), ("v0", "original"), ("v0", "perturbed")]
     original, perturbed = with_t[1].frames, with_t[2].frames
     assert perturbed.shape == original.shape
     assert not np.array_equal(perturbed, original)  # every perturbation changes an 8-frame ramp
-    again = rollout_batch(_samples(), step=3, seed=0, temporal=True, preset="qthink")
+    again = rollout_batch(_samples(), 3, True, cfg)
     assert np.array_equal(again[2].frames, perturbed) and again[0].seed == with_t[0].seed  # deterministic
 
 
 def test_preset_decides_the_question_and_multiframe_shows_a_grid_plus_local_frames():
-    reqs = rollout_batch(_samples(), step=0, seed=0, temporal=False, preset="preresq-vqa", video_view="multiframe")
+    reqs = rollout_batch(_samples(), 0, False, load_config(None, ["reward.preset=preresq-vqa", "data.video_view=multiframe"]))
     assert "five aspects" not in reqs[1].question and "two ratings" in reqs[1].question
     assert reqs[1].media_type == "images" and len(reqs[1].frames) == 4  # composite + 3 local frames
-    iqa = rollout_batch(_samples(), step=0, seed=0, temporal=False, preset="preresq-iqa")
+    iqa = rollout_batch(_samples(), 0, False, load_config(None, ["reward.preset=preresq-iqa"]))
     assert "five aspects" in iqa[0].question
+    short = rollout_batch(_samples(), 0, False, load_config(None, ["data.prompt_style=short"]))
+    assert not short[0].system_prompt and len(short[0].question) < 120
 
 
 def test_train_sequences_carry_advantage_and_engine_logprobs():
