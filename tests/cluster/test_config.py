@@ -43,7 +43,7 @@ def test_yaml_unknown_key_is_named(tmp_path):
 
 
 def test_resolved_copy_loads_back_identically(tmp_path):
-    cfg = load_config(None, ["learner.beta=0.0", "data.train=[a.parquet, b.parquet]"])
+    cfg = load_config(None, ["learner.beta=0.0", "data.test=[a.parquet, b.parquet]"])
     path = save_resolved(cfg, tmp_path / "run")
     assert load_config(path) == cfg
 
