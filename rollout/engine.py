@@ -108,13 +108,20 @@ class WeightReloadExtension:
 def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4) -> dict:
     """vLLM engine settings, shared by the offline `LLM` here and the Serve app's `AsyncLLM`, so a served
     model runs exactly as it did in rollout and evaluation."""
+    import torch
+
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(config.kv_cache_gib))))
+    # On CPU, a prompt split by chunked prefill makes vLLM rewind the request's seeded generator, which
+    # CPU generators cannot do ("CPU Generator does not use offset": the engine dies). Prompts are
+    # scheduled whole instead; per-request seeds keep a resumed run sampling the same responses.
+    cpu_only = {} if torch.cuda.is_available() else dict(
+        enable_chunked_prefill=False, max_num_batched_tokens=max(config.max_model_len, 8192))
     return dict(
         model=str(model_dir), dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
         max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
         limit_mm_per_prompt={"image": max_media, "video": 1},
-        worker_extension_cls="rollout.engine.WeightReloadExtension",
+        worker_extension_cls="rollout.engine.WeightReloadExtension", **cpu_only,
     )
 
 

@@ -51,6 +51,14 @@ def test_g_responses_per_image_and_video_with_perturbed_variant_in_one_call(engi
     assert groups[0][0].prompt_tokens != groups[1][0].prompt_tokens  # 16 image vs 32 video pads
 
 
+def test_many_seeded_requests_beyond_one_batch_budget_do_not_kill_the_engine(engine):
+    # 48 prompts x n=4 x ~200 tokens is well past one step's token budget; with chunked prefill a split
+    # prompt made vLLM rewind a CPU generator and the engine died (seen in a demo run)
+    requests = [RolloutRequest(f"p{i}", "image", image=_image(i), seed=1000 + i) for i in range(48)]
+    groups = engine.generate(requests, n=4, max_tokens=4)
+    assert [g[0].prompt_id for g in groups] == [f"p{i}" for i in range(48)]
+
+
 def _transformers_logprobs(model_dir, request, samples):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
