@@ -111,3 +111,27 @@ def test_killed_run_resumes_at_the_next_step_with_the_same_data_cursor(tmp_path,
     assert after[0]["step"] == state["step"] + 1  # continues at the next step
     assert after[0]["prompt_ids"] == by_step[state["step"] + 1]  # ... with the same data cursor
     assert [b["step"] for b in after] == list(range(state["step"] + 1, 10))
+
+
+def test_a_run_with_ten_percent_corrupt_media_completes_and_counts_what_it_skipped(tmp_path, shared):
+    from rollout.manifest import ManifestFile
+    from rollout.synthetic import build_synthetic_benchmark
+
+    root = tmp_path / "data"
+    build_synthetic_benchmark(root, images=16, videos=16, seed=0)
+    rows = ManifestFile(root / "train.parquet").rows
+    broken = rows[:: max(1, len(rows) // max(1, len(rows) // 10))][: max(1, len(rows) // 10)]
+    for row in broken:  # truncate to a few bytes: "truncated" or "empty" media, never a crash
+        path = root / row.uri
+        path.write_bytes(path.read_bytes()[:20])
+    out = tmp_path / "run"
+    args = _args(out, shared, grpo_steps=6, save_every=0) + [f"data.train={root / 'train.parquet'}",
+                                                           f"data.test=[{root / 'test.parquet'}]", "train.stages=[grpo]"]
+    proc = _qthink(*args)
+    log, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, log[-3000:]
+    grpo = [r for r in _records(out, "metrics.jsonl") if r["stage"] == "grpo"]
+    assert [r["step"] for r in grpo] == [1, 2, 3, 4, 5, 6]  # 24 draws: at least one full epoch
+    assert grpo[-1]["skipped_media"] >= len(broken)  # every corrupt row was met, skipped and counted
+    trained = {p for b in _records(out, "batches.jsonl") for p in b["prompt_ids"]}
+    assert not trained & {row.id for row in broken}
