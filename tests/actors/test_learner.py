@@ -72,3 +72,15 @@ def test_sft_step_lowers_the_loss_on_its_batch(ray_local, tiny_model_dir):
     assert losses[-1] < losses[0]
     for r in group.ranks:
         ray.kill(r)
+
+
+def test_frozen_vision_tower_stays_put_while_the_language_model_trains(ray_local, tiny_model_dir):
+    seqs, media = _batch(tiny_model_dir, seed=2)
+    cfg = _cfg(num_ranks=1, freeze_vision=True, gradient_checkpointing=True, beta=0.0)
+    _, weights = _step_and_weights(tiny_model_dir, cfg, seqs, media)
+    original = load(open(f"{tiny_model_dir}/model.safetensors", "rb").read())
+    vision = [k for k in weights if k.startswith("visual.")]
+    language = [k for k in weights if k.startswith("model.layers.")]
+    assert vision and language
+    assert all(torch.equal(weights[k], original[k]) for k in vision)
+    assert any(not torch.equal(weights[k], original[k]) for k in language)

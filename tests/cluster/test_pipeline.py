@@ -113,7 +113,7 @@ def test_killed_run_resumes_at_the_next_step_with_the_same_data_cursor(tmp_path,
     assert [b["step"] for b in after] == list(range(state["step"] + 1, 10))
 
 
-def test_a_run_with_ten_percent_corrupt_media_completes_and_counts_what_it_skipped(tmp_path, shared):
+def test_one_step_off_run_with_ten_percent_corrupt_media_completes_and_counts_what_it_skipped(tmp_path, shared):
     from rollout.manifest import ManifestFile
     from rollout.synthetic import build_synthetic_benchmark
 
@@ -126,12 +126,15 @@ def test_a_run_with_ten_percent_corrupt_media_completes_and_counts_what_it_skipp
         path.write_bytes(path.read_bytes()[:20])
     out = tmp_path / "run"
     args = _args(out, shared, grpo_steps=6, save_every=0) + [f"data.train={root / 'train.parquet'}",
-                                                           f"data.test=[{root / 'test.parquet'}]", "train.stages=[grpo]"]
+                                                           f"data.test=[{root / 'test.parquet'}]", "train.stages=[grpo]",
+                                                           "train.one_step_off=true"]
     proc = _qthink(*args)
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
     grpo = [r for r in _records(out, "metrics.jsonl") if r["stage"] == "grpo"]
     assert [r["step"] for r in grpo] == [1, 2, 3, 4, 5, 6]  # 24 draws: at least one full epoch
     assert grpo[-1]["skipped_media"] >= len(broken)  # every corrupt row was met, skipped and counted
+    # one-step-off: from step 2 on, responses come from the policy one version behind
+    assert [r["staleness"] for r in grpo] == [0, 1, 1, 1, 1, 1]
     trained = {p for b in _records(out, "batches.jsonl") for p in b["prompt_ids"]}
     assert not trained & {row.id for row in broken}

@@ -124,11 +124,14 @@ def test_malformed_json_bad_base64_and_non_image_bytes_are_400(client):
     _refused(client.post("/v1/score", json={}), 400, "exactly one")
 
 
-def test_limits_body_size_frames_and_samples(client, mp4):
+def test_limits_body_size_frames_samples_and_context(client, mp4):
     _refused(client.post("/v1/score", json={"image": "A" * (300 * 1024)}), 413, "max_body_bytes")
     _refused(client.post("/v1/score", json={"video": _b64(mp4), "num_frames": 100}), 400, "max_frames")
     _refused(client.post("/v1/score", json={"image": _b64(_png()), "samples": 5}), 400, "max_samples")
     _refused(client.post("/v1/score", json={"video": _b64(_png())}), 400, "not_video")
+    too_long = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}  # past max_model_len
+    _refused(client.post("/v1/chat/completions", json=too_long), 400, "engine refused")
+    _refused(client.post("/v1/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]}), 400, "role")
 
 
 def test_a_path_in_image_url_is_refused_not_opened(url, client, tmp_path):
