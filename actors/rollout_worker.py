@@ -38,9 +38,6 @@ class RolloutWorker:
     def load_weights(self, payload: bytes, version: int) -> int:
         return self.engine.load_weights(payload, version, timeout_s=self.engine.config.sync_timeout_s)
 
-    def policy_version(self) -> int:
-        return self.engine.version
-
     def pid(self) -> int:
         return os.getpid()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -68,7 +67,3 @@ def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperatur
         if with_entropy:
             ents.append(-(step.exp() * step).sum(-1))
     return (logps, ents) if with_entropy else logps
-
-
-def as_numpy(tensors: list[torch.Tensor]) -> list[np.ndarray]:
-    return [t.detach().cpu().numpy() for t in tensors]

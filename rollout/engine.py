@@ -13,7 +13,7 @@ cache kills the engine on the next image ("Encoder cache miss").
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,7 +51,6 @@ class RolloutSample:
     text: str
     finish_reason: str
     policy_version: int
-    extra: dict = field(default_factory=dict)
 
     @property
     def prompt_tokens(self) -> int:
