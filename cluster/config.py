@@ -134,6 +134,7 @@ class ServeConfig:
     max_ongoing_requests: int = 32  # per replica; one engine batches whatever is in flight
     upscale_delay_s: float = 30.0  # Ray Serve's defaults; the load benchmark shortens them
     downscale_delay_s: float = 600.0
+    look_back_period_s: float = 30.0  # the window the ongoing-request count is averaged over
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     max_body_bytes: int = 20 * 1024 * 1024

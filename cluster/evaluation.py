@@ -2,7 +2,8 @@
 DESIGN.md saw the same weights score differently in the training process and after export).
 
 A response that does not parse counts as a failure and is scored 3.0 (the scale's middle) in the
-correlations, so an untrained model that never answers gets SRCC 0, not a flattering subset.
+correlations, so an untrained model that never answers gets SRCC 0, not a flattering subset. Parsed
+scores are clipped to the 1-5 scale before the mean of N samples is taken.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _score(pool, batch, cfg: QThinkConfig, samples: int) -> list[dict]:
         texts = [s.text for s in group]
         parsed = parse(texts)
         ok = ~parsed.failed
-        pred = float(np.mean(parsed.pred[ok])) if ok.any() else FAILED_SCORE
+        # answers are on the 1-5 scale; one stray "1080" must not drag a mean of N samples off it
+        pred = float(np.mean(np.clip(parsed.pred[ok], 1.0, 5.0))) if ok.any() else FAILED_SCORE
         out.append({"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": pred,
                     "failed": int((~ok).sum()), "n": len(texts), "response": texts[0]})
     return out

@@ -147,6 +147,10 @@ class QualityJudge:
             raise ApiError(400, "stream=true is not supported by this server")
         if chat.n > self.cfg.serve.max_samples:
             raise ApiError(400, f"n={chat.n} exceeds max_samples={self.cfg.serve.max_samples}")
+        max_tokens = chat.max_completion_tokens or chat.max_tokens
+        if max_tokens and max_tokens > self.cfg.rollout.max_model_len:  # vLLM would silently cut it to fit
+            raise ApiError(400, f"max_tokens={max_tokens} exceeds the context, max_model_len="
+                                f"{self.cfg.rollout.max_model_len}")
         messages, urls = chat_messages(chat)
         if len(urls) > MAX_CHAT_IMAGES:
             raise ApiError(400, f"{len(urls)} images in one chat; at most {MAX_CHAT_IMAGES}")
@@ -154,7 +158,7 @@ class QualityJudge:
         text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         prompt = {"prompt": text, "multi_modal_data": {"image": images}} if images else {"prompt": text}
         overrides = {k: v for k, v in (("temperature", chat.temperature), ("top_p", chat.top_p),
-                                       ("max_tokens", chat.max_completion_tokens or chat.max_tokens)) if v is not None}
+                                       ("max_tokens", max_tokens)) if v is not None}
         out = await self._generate(prompt, chat.n, chat.seed, overrides)
         return chat_completion(out, self.model_name)
 
@@ -166,6 +170,7 @@ class QualityJudge:
 
         params = sampling_params(self.cfg.rollout, self.banned_ids, n, seed, **overrides)
         params.output_kind = RequestOutputKind.FINAL_ONLY  # no per-token partial outputs to skip over
+        params.logprobs = None  # the learner's per-token logprobs cost ~20% of a tiny model's decode step here
         final = None
         try:
             async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex):
@@ -192,7 +197,8 @@ def build_app(model_dir: str, cfg: QThinkConfig):
     deployment = QualityJudge.options(
         autoscaling_config={"min_replicas": s.min_replicas, "max_replicas": s.max_replicas,
                             "target_ongoing_requests": s.target_ongoing_requests,
-                            "upscale_delay_s": s.upscale_delay_s, "downscale_delay_s": s.downscale_delay_s},
+                            "upscale_delay_s": s.upscale_delay_s, "downscale_delay_s": s.downscale_delay_s,
+                            "look_back_period_s": s.look_back_period_s},
         max_ongoing_requests=s.max_ongoing_requests,
         ray_actor_options={"num_cpus": s.cpus_per_replica, "num_gpus": s.gpus_per_replica},
     )

@@ -173,7 +173,7 @@ def decode_image(data: bytes, cfg: QThinkConfig):
     try:
         return load_image(data, max_pixels=cfg.data.max_pixels, max_source_pixels=cfg.serve.max_pixels)
     except MediaError as error:
-        raise media_refusal(error, "image") from None
+        raise _media_refusal(error, "image") from None
 
 
 def decode_video(data: bytes, cfg: QThinkConfig, num_frames: int) -> VideoClip:
@@ -184,14 +184,14 @@ def decode_video(data: bytes, cfg: QThinkConfig, num_frames: int) -> VideoClip:
         clip = load_video(data, num_frames=num_frames, max_frames=limits.max_frames,
                           max_pixels=cfg.data.max_pixels, max_source_pixels=limits.max_pixels)
     except MediaError as error:
-        raise media_refusal(error, "video") from None
+        raise _media_refusal(error, "video") from None
     # Checked after decoding: only the sampled frames were decoded, and the body cap bounds the file.
     if clip.metadata["duration"] > limits.max_duration_s:
         raise _too_large(f"video lasts {clip.metadata['duration']:.1f} s, over max_duration_s={limits.max_duration_s}")
     return clip
 
 
-def media_refusal(error: MediaError, what: str) -> ApiError:
+def _media_refusal(error: MediaError, what: str) -> ApiError:
     if error.reason is MediaFailure.TOO_LARGE:
         return _too_large(f"{what} too large: {error.detail} (serve.max_pixels)")
     detail = f" ({error.detail})" if error.detail else ""

@@ -129,8 +129,10 @@ def test_limits_body_size_frames_samples_and_context(client, mp4):
     _refused(client.post("/v1/score", json={"video": _b64(mp4), "num_frames": 100}), 400, "max_frames")
     _refused(client.post("/v1/score", json={"image": _b64(_png()), "samples": 5}), 400, "max_samples")
     _refused(client.post("/v1/score", json={"video": _b64(_png())}), 400, "not_video")
-    too_long = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}  # past max_model_len
-    _refused(client.post("/v1/chat/completions", json=too_long), 400, "engine refused")
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100_000}
+    _refused(client.post("/v1/chat/completions", json=chat), 400, "max_tokens", "max_model_len")
+    chat = {"messages": [{"role": "user", "content": "image quality " * 1000}]}  # ~2000 tokens > 1024
+    _refused(client.post("/v1/chat/completions", json=chat), 400, "engine refused")
     _refused(client.post("/v1/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]}), 400, "role")
 
 
