@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cluster.config import ConfigError, config_to_yaml, load_config
 
@@ -50,10 +51,17 @@ def _data_check(args) -> int:
     return 1 if (args.strict and bad) else 0
 
 
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo-cpu.yaml"
+
+
 def _train(args) -> int:
     from cluster.pipeline import train
 
-    train(load_config(args.config, args.overrides), resume=args.resume)
+    config = args.config
+    if config is None and DEMO_CONFIG.exists():
+        config = DEMO_CONFIG
+        print(f"qthink train: no --config, running the embedded demo ({config})")
+    train(load_config(config, args.overrides), resume=args.resume)
     return 0
 
 
