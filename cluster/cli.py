@@ -104,6 +104,13 @@ def _reward(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from cluster.serve import serve_main
+
+    serve_main(args.model, args.config, args.overrides)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qthink", description="Ray-distributed GRPO for visual quality assessment with reasoning."
@@ -140,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None)
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=_distill)
+
+    p = sub.add_parser("serve", help="the model behind an autoscaled Ray Serve endpoint (/v1/score, OpenAI chat)")
+    p.add_argument("--model", required=True, help="HF model dir (e.g. runs/demo/final)")
+    p.add_argument("--config", default=None, help="YAML config (its serve/rollout/reward sections are used)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. serve.port=8001 serve.max_replicas=4")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("reward", help="score a JSONL batch of responses with a reward preset")
     p.add_argument("--preset", default="qthink")

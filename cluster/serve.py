@@ -19,13 +19,14 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
 from cluster.config import QThinkConfig, load_config
 from cluster.serve_requests import (ApiError, ChatRequest, chat_messages, decode_image, image_url_bytes,
-                                    media_request, parse_json, read_body, score_input, validated)
+                                    parse_json, read_body, score_input, upload_request, validated)
 from rewards import get_preset
 from rollout.engine import banned_token_ids, engine_args, sampling_params, vllm_input
 from rollout.prompts import PRERESQ_ASPECTS
@@ -46,14 +47,17 @@ def model_name(model_dir: str, cfg: QThinkConfig) -> str:
 
 
 def score_summary(texts: list[str], preset_name: str) -> dict:
-    """Parse responses with the preset's own rule; the score is the mean of the answers that parsed."""
+    """Parse responses with the preset's own rule; the score is the mean of the answers that parsed, each
+    clipped to the 1-5 scale first as evaluation does (cluster/evaluation.py: one stray "1080" must not drag
+    a mean of N samples off the scale)."""
     parsed = get_preset(preset_name).parse(texts)
     ok = ~parsed.failed
-    scores = parsed.pred[ok]
+    clipped = np.clip(parsed.pred, 1.0, 5.0)
+    scores = clipped[ok]
     summary = {
         "score": float(scores.mean()) if ok.any() else None,
         "spread": float(scores.std()) if ok.any() else None,
-        "samples": [float(p) if good else None for p, good in zip(parsed.pred, ok)],
+        "samples": [float(p) if good else None for p, good in zip(clipped, ok)],
         "parse_failures": int((~ok).sum()),
     }
     if preset_name in ASPECT_NAMES:
@@ -131,7 +135,7 @@ class QualityJudge:
         started = time.perf_counter()
         body = await read_body(request, self.cfg.serve.max_body_bytes)
         item = await score_input(request, body, self.cfg.serve.max_samples)
-        rollout = await asyncio.to_thread(media_request, item, self.cfg, "score")  # decoding off the event loop
+        rollout = await asyncio.to_thread(upload_request, item, self.cfg, "score")  # decoding off the event loop
         prompt = vllm_input(rollout, self.processor)
         # One sample is greedy, as evaluation scores (cluster/evaluation.py); several use the config's sampling.
         overrides = {"temperature": 0.0} if item.samples == 1 else {}

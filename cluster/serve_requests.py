@@ -19,18 +19,16 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from cluster.batches import media_request
 from cluster.config import QThinkConfig
 from rollout.engine import RolloutRequest
 from rollout.images import load_image
 from rollout.media import MediaError, MediaFailure
-from rollout.multiframe import multiframe_view
-from rollout.prompts import question_for
 from rollout.video import VideoClip, load_video
 
 
@@ -152,17 +150,14 @@ async def _multipart(request: Request, body: bytes) -> tuple[dict[str, str], dic
     return fields, files
 
 
-def media_request(item: ScoreInput, cfg: QThinkConfig, request_id: str) -> RolloutRequest:
-    """The engine request for an upload, asking the question the configured preset's parser expects and
-    showing a video the way the model was trained to see it (`data.video_view`, as cluster.batches does)."""
-    question = question_for(cfg.reward.preset, item.media_type)
+def upload_request(item: ScoreInput, cfg: QThinkConfig, request_id: str) -> RolloutRequest:
+    """Decode an upload within the limits; the request itself is built as training and evaluation build
+    theirs (`cluster.batches.media_request`: the preset's question, the prompt style, the video view)."""
     if item.media_type == "image":
-        return RolloutRequest(request_id, "image", image=np.asarray(decode_image(item.data, cfg)), question=question)
-    clip = decode_video(item.data, cfg, item.num_frames or cfg.data.num_frames)
-    if cfg.data.video_view == "multiframe":
-        view = multiframe_view(clip.frames, tile_max_side=max(clip.frames.shape[1:3]) // 2)
-        return RolloutRequest(request_id, "images", frames=[view.composite, *view.local_frames], question=question)
-    return RolloutRequest(request_id, "video", frames=clip.frames, video_meta=dict(clip.metadata), question=question)
+        media = decode_image(item.data, cfg)
+    else:
+        media = decode_video(item.data, cfg, item.num_frames or cfg.data.num_frames)
+    return media_request(request_id, item.media_type, media, cfg)
 
 
 # ---- media ------------------------------------------------------------------------------------------
