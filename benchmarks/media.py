@@ -15,16 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import av
-import decord
 import numpy as np
-import PIL
 from PIL import Image
 
 from rollout.images import load_image
@@ -32,14 +28,9 @@ from rollout.perturbations import TemporalPerturbation, perturb
 from rollout.synthetic import load_picture, random_crop
 from rollout.synthetic_video import render_pan
 from rollout.video import encode_video, load_video
+from benchmarks.machine import machine
 
 RESULTS = Path(__file__).parent / "results" / "media.json"
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "decord": decord.__version__, "av": av.__version__, "pillow": PIL.__version__}
 
 
 def median_seconds(call, repeats: int) -> float:
@@ -80,7 +71,7 @@ def main(repeats: int) -> dict:
         load_all = median_seconds(lambda: [load_image(path) for path in images], max(3, repeats // 3))
 
     result = {
-        "machine": machine(),
+        "machine": machine("numpy", "decord", "av", "PIL"),
         "video": {"source": "640x360, 300 frames, 30 fps, H.264 CRF 23", "sampled": "16 frames, max side 448",
                   "decode_sample_ms": 1000 * decode, "decode_sample_perturb6_ms": 1000 * with_perturb,
                   "ratio": with_perturb / decode, "goal_ratio": 1.2},

@@ -11,18 +11,17 @@ benchmarks/results/rewards.json with the machine description.
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-import scipy
 
 from rewards import ResponseScores, get_preset, score_batch, score_responses
 from rewards.compose import group_layout
 from rewards.groups import Groups
+from benchmarks.machine import machine
 
 PRESETS = ("qthink", "preresq-iqa")
 GOAL_MS = 100.0
@@ -82,17 +81,6 @@ def component_timings(preset: str, responses, mos, ids, repeats: int) -> dict[st
     return timings
 
 
-def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=512)
@@ -121,7 +109,7 @@ def main() -> None:
         "group_size": args.group_size,
         "repeats": args.repeats,
         "goal_ms": GOAL_MS,
-        "machine": machine(),
+        "machine": machine("numpy", "scipy"),
         "presets": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,25 +29,14 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from benchmarks.machine import machine
 
 RESULTS = Path(__file__).parent / "results" / "rollout_throughput.json"
-
-
-def machine() -> dict:
-    import ray
-    import torch
-    import vllm
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "torch": torch.__version__, "vllm": vllm.__version__,
-            "ray": ray.__version__}
 
 
 def param_count(model_dir: Path) -> int:
@@ -283,7 +272,7 @@ def main():
         bare, child = mp.get_context("spawn").Pipe()
         mp.get_context("spawn").Process(target=bare_engine, args=(child, str(model_dir), rcfg, args)).start()
     init_ray(ClusterConfig(num_cpus=max([2, *args.workers])))
-    result = {"benchmark": "rollout_throughput", "machine": machine(), "loadavg_start": load_start,
+    result = {"benchmark": "rollout_throughput", "machine": machine("torch", "vllm", "ray"), "loadavg_start": load_start,
               "model": {"shape": args.shape if not args.model_dir else str(model_dir), "params": param_count(model_dir),
                         "dtype": "float32"},
               "workload": {"image_prompts": args.images, "video_prompts": args.videos, "video_frames": args.frames,

@@ -26,25 +26,15 @@ import dataclasses
 import io
 import json
 import os
-import platform
 import socket
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from benchmarks.machine import machine
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.json"
-
-
-def machine() -> dict:
-    import ray
-    import torch
-    import vllm
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
-            "torch": torch.__version__, "vllm": vllm.__version__, "ray": ray.__version__}
 
 
 def test_png(size: int = 112) -> bytes:
@@ -237,7 +227,7 @@ def main() -> None:
                             upscale_delay_s=2.0, downscale_delay_s=10.0, look_back_period_s=5.0, port=port)
     cfg = QThinkConfig(rollout=RolloutConfig(max_tokens=args.max_tokens, max_model_len=1024), serve=serve_cfg)
     init_ray(ClusterConfig(num_cpus=max(2, args.max_replicas)))
-    png, described = test_png(), machine()
+    png, described = test_png(), machine("torch", "vllm", "ray")
     print("starting Serve ...", flush=True)
     url = start(model_dir, cfg)
     body = {"image": base64.b64encode(png).decode(), "samples": 1}

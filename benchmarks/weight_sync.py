@@ -26,29 +26,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import ray
+from benchmarks.machine import machine
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"
 # A benchmark-only shape (~50M params, ~200 MB fp32) where bytes, not fixed per-call costs, dominate.
 MEDIUM = dict(hidden=1024, layers=4, heads=16, kv_heads=4, inter=2816, vocab=4096, v_depth=4, v_hidden=256,
               v_heads=4, v_inter=512, fullatt=[1, 3], tie=True)
-
-
-def machine() -> dict:
-    import deepspeed
-    import torch
-    import vllm
-
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "torch": torch.__version__, "vllm": vllm.__version__,
-            "ray": ray.__version__, "deepspeed": deepspeed.__version__}
 
 
 def median_time(call, repeats: int) -> float:
@@ -246,7 +235,7 @@ def main():
     SHAPES.setdefault("medium", MEDIUM)
     load_start = os.getloadavg()
     init_ray(ClusterConfig(num_cpus=args.ranks + max(args.workers)))
-    result = {"benchmark": "weight_sync", "machine": machine(), "loadavg_start": load_start, "path": "cpu: safetensors "
+    result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"), "loadavg_start": load_start, "path": "cpu: safetensors "
               "bytes, one object-store put, every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0,
               "shapes": {}}
     for shape in args.shapes:
