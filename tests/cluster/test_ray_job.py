@@ -51,12 +51,17 @@ def test_ray_job_submit_runs_a_short_training(tmp_path):
             if r.returncode == 0 or time.time() > deadline:
                 break
             time.sleep(2)
-        submit = subprocess.run(
-            [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
-             "--runtime-env-json", '{"excludes": [".venv", ".git", "runs", "benchmarks/results"]}',
-             "--", "qthink", *job],
-            env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
-        logs = submit.stdout + submit.stderr
+        deadline = time.time() + 180
+        while True:  # the job agent comes up after the dashboard: "No available agent", try again
+            submit = subprocess.run(
+                [str(bin_dir / "ray"), "job", "submit", "--address", address, "--working-dir", str(REPO),
+                 "--runtime-env-json", '{"excludes": [".venv", ".git", "runs", "benchmarks/results"]}',
+                 "--", "qthink", *job],
+                env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+            logs = submit.stdout + submit.stderr
+            if "No available agent" not in logs or time.time() > deadline:
+                break
+            time.sleep(3)
         assert submit.returncode == 0 and re.search(r"Job '\S+' succeeded", logs), logs[-4000:]
         assert re.search(r"\[grpo step 2\] .*reward=", logs), logs[-4000:]  # step metrics, from the job's logs
         assert re.search(r"after-grpo\s+[-\d.]+", logs), logs[-4000:]  # and the summary table
