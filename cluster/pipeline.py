@@ -35,10 +35,11 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
 
-        root = Path(data.synthetic_dir).expanduser() / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}"
+        root = Path(data.synthetic_dir).expanduser() / (f"seed{cfg.train.seed}-{data.synthetic_images}"
+                                                        f"x{data.synthetic_videos}+{data.synthetic_scenes}")
         if not (root / "test.parquet").exists():
             build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
-                                      seed=cfg.train.seed)
+                                      seed=cfg.train.seed, scenes=data.synthetic_scenes)
         sft = root / "train_sft.parquet"
         if not sft.exists():
             template_distill(root / "train.parquet", sft)
