@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo tiny-model clean
+.PHONY: setup test test-fast demo tiny-model bench-trl clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -24,6 +24,11 @@ tiny-model: setup
 # reward workers, 2 DeepSpeed ranks); prints held-out SRCC/PLCC untrained / after SFT / after GRPO.
 demo: setup
 	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
+
+# GRPO step time, qthink vs TRL's GRPOTrainer on the same model, data and reward (benchmarks/vs_trl.py).
+bench-trl: setup
+	$(PY) -m pip install -q -e ".[bench]"
+	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(PY) -m benchmarks.vs_trl $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
