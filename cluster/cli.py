@@ -34,7 +34,7 @@ def _data_synth(args) -> int:
     from rollout.synthetic import build_synthetic_benchmark
 
     b = build_synthetic_benchmark(args.out, images=args.images, videos=args.videos, seed=args.seed,
-                                  image_size=args.size, video_size=args.size, scenes=args.scenes)
+                                  image_size=args.size, video_size=args.size)
     print(f"synthetic benchmark in {b.out_dir}: {b.train_rows} train / {b.test_rows} test rows "
           f"(held-out sources: {', '.join(b.test_sources)}) in {b.seconds:.1f}s")
     return 0
@@ -173,7 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", required=True)
     d.add_argument("--images", type=int, default=540)
     d.add_argument("--videos", type=int, default=90)
-    d.add_argument("--scenes", type=int, default=0, help="extra training images of generated scenes")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--size", type=int, default=112, help="image and video side in pixels (even)")
     d.set_defaults(func=_data_synth)

@@ -40,7 +40,6 @@ class DataConfig:
     synthetic_dir: str = "~/.cache/qthink/synthetic"
     synthetic_images: int = 540
     synthetic_videos: int = 90
-    synthetic_scenes: int = 0  # extra training images of generated scenes (rollout/synthetic.py)
     shuffle_seed: int = 0
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor

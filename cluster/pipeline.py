@@ -35,11 +35,10 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
 
-        root = Path(data.synthetic_dir).expanduser() / (f"seed{cfg.train.seed}-{data.synthetic_images}"
-                                                        f"x{data.synthetic_videos}+{data.synthetic_scenes}")
+        root = Path(data.synthetic_dir).expanduser() / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}"
         if not (root / "test.parquet").exists():
             build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
-                                      seed=cfg.train.seed, scenes=data.synthetic_scenes)
+                                      seed=cfg.train.seed)
         sft = root / "train_sft.parquet"
         if not sft.exists():
             template_distill(root / "train.parquet", sft)

