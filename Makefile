@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo tiny-model bench-trl clean
+.PHONY: setup test test-fast test-faults demo tiny-model bench-trl clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -16,6 +16,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Fault injection: kill -9 of rollout/reward workers, a learner rank and the driver in real runs; corrupt media.
+test-faults: setup
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 tiny-model: setup
 	$(VENV)/bin/qthink make-tiny-model --out runs/tiny-model

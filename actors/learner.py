@@ -2,7 +2,9 @@
 
 Rank 0 publishes its address and a free port; every rank then joins one process group (gloo on CPU,
 NCCL on GPU). Weights leave the learner once: rank 0 puts the safetensors bytes in the object store and
-hands back the reference, so they never pass through the driver.
+hands back the reference, so they never pass through the driver. A rank that dies leaves the others
+waiting in a collective that can never complete: the group then fails within seconds, naming the dead
+rank, and the run goes on from its last checkpoint (`qthink train --resume`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import socket
 
 import ray
+from ray.exceptions import RayActorError, RayError
 
 from cluster.config import LearnerConfig
 from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
@@ -68,6 +71,10 @@ class Learner:
         self.trainer.load_state(ckpt_dir, tag)
 
 
+class LearnerRankError(RuntimeError):
+    """A learner rank died; ZeRO's collectives cannot go on without it."""
+
+
 class LearnerGroup:
     """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them)."""
 
@@ -78,14 +85,40 @@ class LearnerGroup:
         addr, port = ray.get(self.ranks[0].master_address.remote())
         self.pids = ray.get([r.setup.remote(model_dir, cfg, total_steps, addr, port) for r in self.ranks])
 
+    def _call(self, method: str, per_rank: list[tuple]) -> list:
+        """`method(*per_rank[k])` on rank k, for every rank; the results in rank order."""
+        refs = [getattr(r, method).remote(*args) for r, args in zip(self.ranks, per_rank)]
+        try:
+            return ray.get(refs)  # raises as soon as one rank fails, while the others may wait on it forever
+        except RayError as e:
+            dead = self._dead_ranks(refs)
+            if not dead:
+                raise
+            raise LearnerRankError(f"learner {', '.join(dead)} died during {method}; the other ranks cannot go "
+                                   "on without it: `qthink train --resume` goes on from the last checkpoint") from e
+
+    def _dead_ranks(self, refs: list) -> list[str]:
+        """The ranks whose call ended with their death. A death can surface first as the failed collective
+        of a rank that is still alive, so the other calls get a few seconds to report."""
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=5)
+        dead = []
+        for k in (k for k, ref in enumerate(refs) if ref in ready):
+            try:
+                ray.get(refs[k])
+            except RayActorError:
+                dead.append(f"rank {k} (pid {self.pids[k]})")
+            except RayError:  # failed, but alive
+                pass
+        return dead
+
     def _each(self, method: str, *args) -> list:
-        return ray.get([getattr(r, method).remote(*args) for r in self.ranks])
+        return self._call(method, [args] * len(self.ranks))
 
     def _step(self, method: str, sequences: list[TrainSequence], media: dict[str, MediaItem],
               off_policy: bool = False) -> dict:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
                              off_policy)
-        return merge_rank_metrics(ray.get([getattr(r, method).remote(s) for r, s in zip(self.ranks, shards)]))
+        return merge_rank_metrics(self._call(method, [(s,) for s in shards]))
 
     def train_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem], off_policy: bool = False) -> dict:
         return self._step("train_step", sequences, media, off_policy)
@@ -95,7 +128,7 @@ class LearnerGroup:
 
     def score(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> list[list[float]]:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
-        return [lp for part in ray.get([r.score.remote(s) for r, s in zip(self.ranks, shards)]) for lp in part]
+        return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 
     def set_base_lr(self, lr: float) -> None:
         self._each("set_base_lr", lr)

@@ -4,12 +4,19 @@ The pool hands out small chunks one at a time, so a faster worker simply takes m
 put back in input order. A worker that dies is replaced (with the latest weights re-applied) and its chunk
 re-run, so no prompt is lost. Weight sync puts the bytes in the object store ONCE; every worker reads the
 same object, and a sync that does not finish within its timeout fails loudly instead of hanging.
+
+Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
+driver killed with the Ray head it started), vLLM's engine processes (~2.7 GB for the tiny model) would
+run on as orphans. Each worker therefore starts a small watcher in its process group that ends the group
+once the worker is gone.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import time
 from collections import deque
 from typing import Callable
@@ -21,6 +28,16 @@ from cluster.config import RolloutConfig
 from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
 
 
+ORPHAN_WATCH = """
+import os, signal, time
+worker = os.getppid()
+if os.getpgid(0) == worker:  # only where the worker leads its own process group, as Ray starts them
+    while os.getppid() == worker:
+        time.sleep(1)
+    os.killpg(worker, signal.SIGKILL)
+"""
+
+
 @ray.remote
 class RolloutWorker:
     def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", cpu_ids: str = ""):
@@ -30,6 +47,7 @@ class RolloutWorker:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_ids
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
         torch.set_num_threads(max(1, config.cpus_per_worker))
+        self.orphan_watch = subprocess.Popen([sys.executable, "-c", ORPHAN_WATCH])
         self.engine = RolloutEngine(model_dir, config, dtype)
 
     def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:

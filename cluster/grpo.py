@@ -8,6 +8,7 @@ PPO ratio then uses the engine's sampling log-probs as the behaviour policy.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -81,6 +82,7 @@ def grpo_stage(run) -> None:
         run.log.record_batch("grpo", run.step, {
             "prompt_ids": [s.row.id for s in batch["samples"]], "policy_versions": sorted({s.policy_version for s in flat}),
             "rewards": {k: [round(float(x), 6) for x in v] for k, v in rewards.components.items()},
-            "responses": len(flat)})
+            "responses": len(flat),  # and which: two runs' rewards are comparable where their responses are equal
+            "response_digests": [hashlib.blake2b(s.text.encode(), digest_size=4).hexdigest() for s in flat]})
         run.after_step("grpo", next_cursor=next_batch["cursor"] if next_batch else None)
     executor.shutdown()

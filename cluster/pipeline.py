@@ -147,6 +147,9 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     (run.out / "summary.json").write_text(json.dumps(run.evals, indent=1))
     run.log.close()
     print(summary_table(run.evals))
+    readers = {"train": run.train_reader, "sft": run.sft_reader}
+    print("unreadable media skipped: " + ", ".join(f"{name} {r.skipped} {dict(r.skip_counts)}"
+                                                   for name, r in readers.items() if r is not None))
     ray.shutdown()
     return run.evals
 
