@@ -167,7 +167,8 @@ def trl_summary(raw: dict, warmup: int, started: float) -> dict:
             "profile": profile, "torch_threads": raw["torch_threads"]}
 
 
-def qthink_config(args, model_dir: Path, bench: Path, out: Path, ranks: int, threads: int) -> dict:
+def qthink_config(args, model_dir: Path, bench: Path, out: Path, ranks: int, threads: int,
+                  one_step_off: bool = False) -> dict:
     return {
         "model": {"path": str(model_dir)},
         "data": {"train": str(bench / "train.parquet"), "test": [str(bench / "test.parquet")], "prompt_style": "paper"},
@@ -177,17 +178,19 @@ def qthink_config(args, model_dir: Path, bench: Path, out: Path, ranks: int, thr
         "learner": {"num_ranks": ranks, "cpus_per_rank": threads, "zero_stage": 2, "lr": args.lr, "beta": 0.0,
                     "loss_agg": "seq-mean-token-mean", "micro_batch_size": args.micro_batch},
         "train": {"stages": ["grpo"], "output_dir": str(out), "seed": args.seed, "prompts_per_step": args.prompts,
-                  "grpo_steps": args.warmup + args.steps, "eval_every": 0, "eval_limit": 4, "save_every": 0},
+                  "grpo_steps": args.warmup + args.steps, "eval_every": 0, "eval_limit": 4, "save_every": 0,
+                  "one_step_off": one_step_off},
         "logging": {"tensorboard": False, "progress_bar": False},
     }
 
 
-def run_qthink(args, model_dir: Path, bench: Path, out: Path, ranks: int, threads: int) -> dict:
+def run_qthink(args, model_dir: Path, bench: Path, out: Path, ranks: int, threads: int,
+               one_step_off: bool = False) -> dict:
     """`qthink train` in a subprocess; its first GRPO step's start comes from metrics.jsonl's timestamps."""
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: no metrics or checkpoints of an earlier one
     out.mkdir(parents=True)
     config = out / "bench.yaml"
-    config.write_text(yaml.safe_dump(qthink_config(args, model_dir, bench, out, ranks, threads)))
+    config.write_text(yaml.safe_dump(qthink_config(args, model_dir, bench, out, ranks, threads, one_step_off)))
     started = time.time()
     subprocess.run([str(Path(sys.executable).parent / "qthink"), "train", "--config", str(config)], check=True,
                    stdout=open(out / "train.log", "w"), stderr=subprocess.STDOUT)
@@ -205,7 +208,8 @@ def run_qthink(args, model_dir: Path, bench: Path, out: Path, ranks: int, thread
                         "learner_rewards_driver_s": median_after([a - b - c for a, b, c in zip(step_s, rollout_s, sync_s)],
                                                                  args.warmup),
                         "sync_s": median_after(sync_s, args.warmup)},
-            "placement": f"1 vLLM worker (1 core) + {ranks} DeepSpeed rank(s) x {threads} thread(s)"}
+            "placement": f"1 vLLM worker (1 core) + {ranks} DeepSpeed rank(s) x {threads} thread(s)"
+                         + (", rollout of step t+1 overlapping training of step t" if one_step_off else "")}
 
 
 def run_trl_process(args, model_dir: Path, bench: Path, out: Path) -> dict:
@@ -315,16 +319,18 @@ def main():
         model_dir = ensure_tiny_model(root / f"model-{shape}", seed=0, shape=shape)
         out = root / "vs-trl" / shape
         runs = {"trl": timed_run(lambda: run_trl_process(args, model_dir, bench, out))}
-        for name, ranks, threads in (("qthink_1rank", 1, 2), ("qthink_2ranks", 2, 1)):
-            runs[name] = timed_run(lambda: run_qthink(args, model_dir, bench, out / name, ranks, threads))
+        # one_step_off: qthink's asynchronous mode (samples one policy version old; TRL has no such mode)
+        for name, ranks, threads, off in (("qthink_1rank", 1, 2, False), ("qthink_2ranks", 2, 1, False),
+                                          ("qthink_1rank_one_step_off", 1, 2, True)):
+            runs[name] = timed_run(lambda: run_qthink(args, model_dir, bench, out / name, ranks, threads, off))
             runs[name]["ratio_to_trl"] = runs[name]["step_s"] / runs["trl"]["step_s"]
             runs[name]["ratio_to_trl_fastest"] = runs[name]["step_s_min"] / runs["trl"]["step_s_min"]
         result["shapes"][shape] = {**runs, "like_for_like_ratio": runs["qthink_1rank"]["ratio_to_trl"],
                                    "qthink_learner_micro_batch": learner_ops(args, model_dir, bench)}
-        print(f"\n{shape}: {'run':14} {'s/step':>7} {'fastest':>7} {'tokens/s':>9} {'ratio':>6}  profile (median s)")
+        print(f"\n{shape}: {'run':26} {'s/step':>7} {'fastest':>7} {'tokens/s':>9} {'ratio':>6}  profile (median s)")
         for name, r in runs.items():
             ratio = f"{r['ratio_to_trl']:6.2f}" if "ratio_to_trl" in r else "     -"
-            print(f"{'':{len(shape) + 2}}{name:14} {r['step_s']:7.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.0f} {ratio}  "
+            print(f"{'':{len(shape) + 2}}{name:26} {r['step_s']:7.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.0f} {ratio}  "
                   + " ".join(f"{k}={v:.2f}" for k, v in r["profile"].items()))
         ops = result["shapes"][shape]["qthink_learner_micro_batch"]
         print(f"{'':{len(shape) + 2}}qthink learner, one micro-batch of {ops['sequences']}: forward {ops['forward_s']:.2f} s, "
