@@ -46,6 +46,9 @@ class RolloutWorker:
         if cpu_ids:  # each engine on its own cores; with "auto" every engine would pick the same ones
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_ids
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+            # The engine runs inside this actor: one process instead of three (frontend, EngineCore, Worker)
+            # that kept 1.8 cores busy per engine; 2 workers on 2 cores scale 0.81 instead of 0.47 (README).
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         torch.set_num_threads(max(1, config.cpus_per_worker))
         self.orphan_watch = subprocess.Popen([sys.executable, "-c", ORPHAN_WATCH])
         self.engine = RolloutEngine(model_dir, config, dtype)

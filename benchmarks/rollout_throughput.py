@@ -87,13 +87,14 @@ def bare_engine(conn, model_dir: str, rcfg, args) -> None:
     from rollout.engine import RolloutEngine
 
     os.nice(15)
-    os.environ.update(VLLM_CPU_OMP_THREADS_BIND="0", VLLM_CPU_NUM_OF_RESERVED_CPU="0")  # as RolloutWorker does
+    os.environ.update(VLLM_CPU_OMP_THREADS_BIND="0", VLLM_CPU_NUM_OF_RESERVED_CPU="0",  # as RolloutWorker does
+                      VLLM_ENABLE_V1_MULTIPROCESSING="0")
     torch.set_num_threads(1)
     engine = RolloutEngine(model_dir, rcfg)
     requests = make_requests(args.images, args.videos, args.frames, args.size, seed=1234)
     conn.send("ready")
     me = psutil.Process()
-    procs = [me, *me.children(recursive=True)]  # this frontend, vLLM's EngineCore and its Worker
+    procs = [me, *me.children(recursive=True)]  # the engine, and any process vLLM starts
     while conn.recv():
         cpu = sum(sum(p.cpu_times()[:2]) for p in procs)
         seconds, groups = timed(lambda: engine.generate(requests))
@@ -211,12 +212,10 @@ def notes(result: dict) -> list[str]:
     two = scaling.get(2, scaling.get("2"))  # int keys here, str keys when read back from the JSON
     if two is not None and two < 0.9:
         busy = real["bare"].get("cores_busy")
-        out.append(f"2-worker scaling {two:.2f} < 0.9. One engine alone keeps {busy:.2f} cores busy: vLLM runs a frontend "
-                   "(the process calling generate: input processing, detokenisation), an EngineCore (scheduler) and a Worker "
-                   "(the model) as three processes, and only the Worker's OMP thread is bound to the engine's "
-                   f"core (VLLM_CPU_OMP_THREADS_BIND). Two engines need ~{2 * busy:.1f} cores on a {cpus}-core machine "
-                   "that is also running other work, so the second engine mostly takes CPU time from the first. "
-                   "With a tiny model the per-token cost is Python/IPC overhead, not arithmetic; on GPUs (one "
+        out.append(f"2-worker scaling {two:.2f} < 0.9. One engine alone keeps {busy:.2f} cores busy (it runs in "
+                   "its worker's process, VLLM_ENABLE_V1_MULTIPROCESSING=0), and two engines need "
+                   f"~{2 * busy:.1f} cores on a {cpus}-core machine that also runs Ray's own processes and other "
+                   "work. With a tiny model the per-token cost is Python overhead, not arithmetic; on GPUs (one "
                    "engine per GPU, host cores to spare) this limit does not apply.")
     sim = result.get("simulated_efficiency", {})
     spt = next(iter(result.get("simulated", {}).get("by_seconds_per_token", {})), None)
