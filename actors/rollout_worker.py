@@ -7,8 +7,8 @@ same object, and a sync that does not finish within its timeout fails loudly ins
 
 Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
 driver killed with the Ray head it started), vLLM's engine processes (~2.7 GB for the tiny model) would
-run on as orphans. Each worker therefore starts a small watcher in its process group that ends the group
-once the worker is gone.
+run on as orphans — on GPUs, and on CPU before engines ran in-process. Each worker therefore starts a small
+watcher in its process group that ends the group once the worker is gone.
 """
 
 from __future__ import annotations
