@@ -1,10 +1,13 @@
-"""The machine description every benchmark JSON carries: numbers mean little without the box they ran on."""
+"""The machine description every benchmark JSON carries (numbers mean little without the box they ran on),
+and where that JSON goes."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
+from pathlib import Path
 
 
 def machine(*packages: str) -> dict:
@@ -16,3 +19,10 @@ def machine(*packages: str) -> dict:
     for name in packages:
         info[name] = getattr(importlib.import_module(name), "__version__", "?")
     return info
+
+
+def write_result(result: dict, out) -> None:
+    """Write a benchmark's JSON to `out` (parents created) and say where."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")

@@ -13,8 +13,6 @@ Prints a table and writes benchmarks/results/media.json with a machine descripti
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import tempfile
 import time
@@ -28,7 +26,7 @@ from rollout.perturbations import TemporalPerturbation, perturb
 from rollout.synthetic import load_picture, random_crop
 from rollout.synthetic_video import render_pan
 from rollout.video import encode_video, load_video
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "media.json"
 
@@ -83,8 +81,7 @@ def main(repeats: int) -> dict:
     print(f"{'decode + sample + 6 perturbations (ms)':<42}{1000 * with_perturb:>12.1f}")
     print(f"{'ratio (goal <= 1.2)':<42}{with_perturb / decode:>12.3f}")
     print(f"{'images/s (1024x768 JPEG -> RGB)':<42}{len(images) / load_all:>12.1f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, RESULTS)
     return result
 
 

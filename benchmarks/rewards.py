@@ -9,8 +9,6 @@ benchmarks/results/rewards.json with the machine description.
 """
 
 import argparse
-import json
-import os
 import statistics
 import time
 from functools import partial
@@ -21,7 +19,7 @@ import numpy as np
 from rewards import ResponseScores, get_preset, score_batch, score_responses
 from rewards.compose import group_layout
 from rewards.groups import Groups
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 PRESETS = ("qthink", "preresq-iqa")
 GOAL_MS = 100.0
@@ -112,9 +110,7 @@ def main() -> None:
         "machine": machine("numpy", "scipy"),
         "presets": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_result(report, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Measured (DESIGN.md "Performance targets"):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import os
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "rollout_throughput.json"
 
@@ -302,9 +301,7 @@ def main():
     result["loadavg_end"] = os.getloadavg()
     result["notes"] = notes(result)
     print("\n".join(result["notes"]))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

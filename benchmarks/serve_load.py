@@ -24,7 +24,6 @@ import base64
 import collections
 import dataclasses
 import io
-import json
 import os
 import socket
 import tempfile
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.json"
 
@@ -249,10 +248,8 @@ def main() -> None:
         "sweep": result_sweep,
         "load_avg_at_end": os.getloadavg(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
-    print(f"wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import yaml
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "vs_trl.json"
 PRESET = "visualquality-r1"
@@ -337,9 +337,7 @@ def main():
               f"backward {ops['backward_s']:.2f} s; " + ", ".join(f"{o['op'].split(': ')[-1]} {o['share']:.0%}"
                                                                   for o in ops["top_backward_total"][:3]))
     result["loadavg_end"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ Shapes: `tiny` (~2 MB of weights, fixed costs dominate), `small` (~18 MB) and `m
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
-from benchmarks.machine import machine
+from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"
 # A benchmark-only shape (~50M params, ~200 MB fp32) where bytes, not fixed per-call costs, dominate.
@@ -254,9 +253,7 @@ def main():
                   f"{b['sync_s']:7.3f} {r['bound_s']:8.4f} {b['ratio_to_bound']:6.1f} {r['max_logprob_diff_after_sync']:11.2e}")
         print(f"       reload breakdown per worker: {r['reload_breakdown']}")
     print("\n".join(result["notes"]))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\nwrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":
