@@ -7,6 +7,8 @@ import importlib
 import json
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
 
 
@@ -26,3 +28,14 @@ def write_result(result: dict, out) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {out}")
+
+
+def median_seconds(call, repeats: int) -> float:
+    """Median wall time of `call()` over `repeats` runs, after one untimed warm-up run."""
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

@@ -13,9 +13,7 @@ Prints a table and writes benchmarks/results/media.json with a machine descripti
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +24,9 @@ from rollout.perturbations import TemporalPerturbation, perturb
 from rollout.synthetic import load_picture, random_crop
 from rollout.synthetic_video import render_pan
 from rollout.video import encode_video, load_video
-from benchmarks.machine import machine, write_result
+from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "media.json"
-
-
-def median_seconds(call, repeats: int) -> float:
-    call()  # warm-up: first open, allocator, codec init
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main(repeats: int) -> dict:

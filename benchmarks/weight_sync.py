@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
-from benchmarks.machine import machine, write_result
+from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"
 # A benchmark-only shape (~50M params, ~200 MB fp32) where bytes, not fixed per-call costs, dominate.
@@ -39,25 +39,15 @@ MEDIUM = dict(hidden=1024, layers=4, heads=16, kv_heads=4, inter=2816, vocab=409
               v_heads=4, v_inter=512, fullatt=[1, 3], tie=True)
 
 
-def median_time(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def bandwidth(nbytes: int, repeats: int) -> dict:
     """Bytes/s of one in-memory copy of `nbytes` here: into a reused buffer (the bound), into a fresh
     allocation (what a copy into a new bytes/tensor costs: first-touch page faults), and ray.put + ray.get."""
     src = np.random.default_rng(0).integers(0, 256, nbytes, dtype=np.uint8)
     dst = np.empty_like(src)
-    memcpy = median_time(lambda: np.copyto(dst, src), repeats)
-    fresh = median_time(lambda: src.tobytes(), repeats)
+    memcpy = median_seconds(lambda: np.copyto(dst, src), repeats)
+    fresh = median_seconds(lambda: src.tobytes(), repeats)
     blob = src.tobytes()
-    put_get = median_time(lambda: ray.get(ray.put(blob)), repeats)
+    put_get = median_seconds(lambda: ray.get(ray.put(blob)), repeats)
     return {"memcpy_bytes_per_s": nbytes / memcpy, "fresh_copy_bytes_per_s": nbytes / fresh,
             "ray_put_get_bytes_per_s": nbytes / put_get}
 
