@@ -36,8 +36,9 @@ class Learner:
         os.environ.update(MASTER_ADDR=addr, MASTER_PORT=str(port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
         on_gpu = cfg.gpus_per_rank > 0
+        # Always set: a DS_ACCELERATOR=cpu inherited from the driver's environment would train a GPU rank on the CPU.
+        os.environ["DS_ACCELERATOR"] = "cuda" if on_gpu else "cpu"
         if not on_gpu:
-            os.environ["DS_ACCELERATOR"] = "cpu"
             torch.set_num_threads(max(1, cfg.cpus_per_rank))
         import deepspeed
 

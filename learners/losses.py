@@ -87,10 +87,12 @@ def sft_loss(logp: torch.Tensor, mask: torch.Tensor, norm: dict) -> torch.Tensor
 
 
 def pad_stack(seqs: list[torch.Tensor], value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad 1-D tensors to [N, L]; returns (values, mask)."""
+    """Right-pad 1-D tensors to [N, L]; returns (values, mask), on the tensors' device (a learner's
+    log-probs stay on its GPU)."""
     width = max((len(s) for s in seqs), default=0)
-    out = torch.full((len(seqs), width), value, dtype=seqs[0].dtype if seqs else torch.float32)
-    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    device = seqs[0].device if seqs else None
+    out = torch.full((len(seqs), width), value, dtype=seqs[0].dtype if seqs else torch.float32, device=device)
+    mask = torch.zeros((len(seqs), width), dtype=torch.bool, device=device)
     for i, s in enumerate(seqs):
         out[i, : len(s)] = s
         mask[i, : len(s)] = True

@@ -61,8 +61,11 @@ class PolicyTrainer:
         self.pad_id = self.processor.tokenizer.pad_token_id
         dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
         model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
+        # Copied whole, before ZeRO-3 partitions the model; DeepSpeed moves only the engine's copy to the GPU.
         self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 else None
         self.engine = build_engine(model, cfg, total_steps)
+        if self.ref is not None:
+            self.ref.to(self.engine.device)
 
     def _scored(self, shard: TrainShard, seqs: list[TrainSequence], cache: dict) -> list[ScoredSequence]:
         for s in seqs:
@@ -97,8 +100,9 @@ class PolicyTrainer:
             scored = self._scored(shard, seqs, cache)
             logps, ents = sequence_logprobs(self.engine, scored, self.pad_id, with_entropy=True)
             logp, mask = pad_stack(logps)
-            adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype)
-            old = pad_stack([torch.tensor(s.rollout_logprobs) for s in seqs])[0] if shard.off_policy else logp.detach()
+            adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype, device=logp.device)
+            old = (pad_stack([torch.tensor(s.rollout_logprobs, device=logp.device) for s in seqs])[0]
+                   if shard.off_policy else logp.detach())
             per_token, clipped = clipped_policy_loss(logp, old, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip)
             if self.ref is not None:
                 with torch.no_grad():
@@ -114,7 +118,7 @@ class PolicyTrainer:
             sums["tokens"] += float(mask.sum())
             for s, lp in zip(seqs, logps):
                 if s.rollout_logprobs:
-                    sums["gap"] += float(np.abs(np.asarray(s.rollout_logprobs) - lp.detach().numpy()).sum())
+                    sums["gap"] += float(np.abs(np.asarray(s.rollout_logprobs) - lp.detach().cpu().numpy()).sum())
                     sums["gap_tokens"] += len(s.rollout_logprobs)
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         sums["lr"] = float(self.engine.lr_scheduler.get_last_lr()[0])

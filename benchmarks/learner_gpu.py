@@ -1,0 +1,247 @@
+"""Learner step of a Qwen2.5-VL-3B-shaped policy on one GPU: seconds per GRPO step, tokens/s, peak memory,
+and the weight export every sync starts with.
+
+What runs is the project's learner: `PolicyTrainer` (its engine from `build_engine`: DeepSpeed ZeRO-2,
+bf16, torch AdamW), `train_step` (micro-batched GRPO loss through `sequence_logprobs`) and `weights_bytes`
+(the safetensors bytes the CPU sync path puts in the object store). The model is `rollout/tiny_model.py`'s
+`3b` shape (Qwen2.5-VL-3B-Instruct's published config: 36 x 2048 text layers, 151,936 vocab, tied
+embeddings, a 32-block 1280-wide vision tower) with random weights, built in bf16 directly on the GPU:
+writing and re-reading 7.5 GB of random weights would time the disk, so `from_pretrained` hands the trainer
+the built model and nothing else of `PolicyTrainer.__init__` changes. The processor keeps Qwen's own pixel
+limits, so a 448x448 image is 32x32 patches -> 256 image tokens.
+
+Batch: B prompts x G responses of R tokens, one image per prompt, in the project's `qthink` prompt (its
+length in the locally trained tokenizer is reported), GRPO advantages from random rewards, beta 0 (no
+reference model: the policy's AdamW state alone fills most of an 80 GB GPU, see the README). Each variant
+runs in its own process, so one that runs out of memory leaves nothing behind for the next. Step time is
+the median after one warm-up step; `model_tflops` counts 6 x parameters x tokens for what trains (2 x for
+a frozen vision tower's forward), not attention or checkpoint recomputation. The export is timed against
+bytes / the device-to-host bandwidth into pinned memory (the bound) and into pageable memory.
+
+    python -m benchmarks.learner_gpu [--variants full frozen-vision frozen-vision-no-ckpt] [--prompts 8]
+                                     [--group 8] [--response 256] [--steps 3] [--shape tiny]  # tiny: CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from benchmarks.machine import machine, write_result
+
+RESULTS = Path(__file__).parent / "results" / "learner_gpu.json"
+VARIANTS = {  # name: LearnerConfig overrides; the likeliest to fit 80 GB first
+    "frozen-vision": dict(freeze_vision=True, gradient_checkpointing=True, micro_batch_size=8),
+    "frozen-vision-no-ckpt": dict(freeze_vision=True, gradient_checkpointing=False, micro_batch_size=2),
+    "full": dict(freeze_vision=False, gradient_checkpointing=True, micro_batch_size=8),
+}
+IMAGE_SIDE = 448
+
+
+def init_process_group(device: str) -> None:
+    """World size 1, as `Learner.setup` does for one rank (NCCL on a GPU, gloo on the CPU)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                      DS_ACCELERATOR=device)
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="nccl" if device == "cuda" else "gloo")
+
+
+def build_model(shape: str, out: Path):
+    """Writes the config and processor to `out` (no weights); returns the random-weight model, built on
+    the device in bf16."""
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    from rollout.tiny_model import CHAT_TEMPLATE, SHAPES, build_config, build_tokenizer
+
+    tokenizer = build_tokenizer(SHAPES[shape]["vocab"])
+    config = build_config(shape, tokenizer)
+    config.save_pretrained(out)
+    Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
+                        tokenizer=tokenizer, chat_template=CHAT_TEMPLATE).save_pretrained(out)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    with torch.device(device):
+        return Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+
+
+def grpo_batch(model_dir: Path, prompts: int, group: int, response: int):
+    """B prompts (one random 448x448 image each) x G random responses of `response` tokens."""
+    from transformers import AutoProcessor
+
+    from learners.losses import group_advantages
+    from learners.policy_trainer import MediaItem, TrainSequence
+    from rollout.engine import RolloutRequest, vllm_input
+
+    proc = AutoProcessor.from_pretrained(model_dir)
+    rng = np.random.default_rng(0)
+    advantages = group_advantages(rng.random(prompts * group), group)
+    media, seqs = {}, []
+    for k in range(prompts):
+        image = rng.integers(0, 256, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
+        text = vllm_input(RolloutRequest(f"p{k}", "image", image=image), proc)["prompt"]
+        prompt = proc(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
+        media[f"p{k}"] = MediaItem("image", image=image)
+        for j in range(group):
+            ids = rng.integers(20, len(proc.tokenizer) - 20, size=response).tolist()
+            seqs.append(TrainSequence(f"p{k}", prompt, ids, advantage=float(advantages[k * group + j])))
+    return seqs, media
+
+
+def model_flops(model, cfg, seqs, media_tokens_per_image: int) -> float:
+    """6 x params x tokens for what trains, 2 x for a frozen tower's forward; lm_head on response tokens."""
+    text = model.model.language_model
+    vocab, hidden = text.embed_tokens.weight.shape
+    text_params = sum(p.numel() for p in text.parameters()) - vocab * hidden
+    vision_params = sum(p.numel() for p in model.model.visual.parameters())
+    tokens = sum(len(s.prompt_ids) + len(s.response_ids) for s in seqs)
+    responses = sum(len(s.response_ids) for s in seqs)
+    # spatial_merge 2x2: 4 patches per image token; each sequence's image is encoded with it (G times per prompt)
+    patches = len(seqs) * media_tokens_per_image * 4
+    return 6 * text_params * tokens + 6 * vocab * hidden * responses + (2 if cfg.freeze_vision else 6) * vision_params * patches
+
+
+def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
+    """Device -> host bytes/s into pinned and into pageable (fresh) memory, at 1 GiB (saturated there)."""
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+
+    def timed(copy):
+        times = []
+        for _ in range(repeats + 1):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            copy()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return nbytes / statistics.median(times[1:])
+
+    return {"d2h_pinned_bytes_per_s": timed(lambda: pinned.copy_(src)), "d2h_pageable_bytes_per_s": timed(src.cpu)}
+
+
+def run_variant(args, name: str) -> dict:
+    """One variant, in this process: build, warm up, time `args.steps` steps, then the export."""
+    from cluster.config import LearnerConfig
+    from learners.policy_trainer import PolicyTrainer, shard_batch
+
+    on_gpu = torch.cuda.is_available()
+    init_process_group("cuda" if on_gpu else "cpu")
+    cfg = LearnerConfig(num_ranks=1, gpus_per_rank=int(on_gpu), zero_stage=2, dtype="bf16", lr=1e-6, beta=0.0,
+                        **VARIANTS[name])
+    model_dir = Path(tempfile.mkdtemp(prefix="qthink-learner-gpu-"))
+    model = build_model(args.shape, model_dir)
+    with mock.patch("transformers.AutoModelForImageTextToText.from_pretrained", return_value=model):
+        trainer = PolicyTrainer(str(model_dir), cfg, total_steps=100)
+    seqs, media = grpo_batch(model_dir, args.prompts, args.group, args.response)
+    shard = shard_batch(seqs, media, 1, cfg.micro_batch_size, args.response)[0]
+    image_tokens = sum(t == model.config.image_token_id for t in seqs[0].prompt_ids)
+    row = {"config": VARIANTS[name], "params": sum(p.numel() for p in model.parameters()),
+           "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "sequences": len(seqs), "prompt_tokens": len(seqs[0].prompt_ids), "image_tokens": int(image_tokens),
+           "response_tokens": args.response, "micro_batches": shard.num_micro}
+    tokens = sum(len(s.prompt_ids) + len(s.response_ids) for s in seqs)
+    times, losses = [], []
+    for step in range(args.steps + 1):
+        if step == 1 and on_gpu:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        metrics = trainer.train_step(shard)
+        if on_gpu:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        losses.append(metrics["loss"])
+        print(f"[{name}] step {step}: {times[-1]:.2f} s, loss {metrics['loss']:.4f}, grad_norm {metrics['grad_norm']:.3f}", flush=True)
+    step_s = statistics.median(times[1:])
+    row.update(step_s=step_s, step_s_all=times, losses=losses, tokens_per_step=tokens,
+               tokens_per_s=tokens / step_s, response_tokens_per_s=len(seqs) * args.response / step_s,
+               model_tflops=model_flops(model, cfg, seqs, image_tokens) / step_s / 1e12)
+    if on_gpu:
+        row.update(peak_allocated_gib=torch.cuda.max_memory_allocated() / 2**30,
+                   peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30)
+    exports = []
+    for _ in range(2):
+        start = time.perf_counter()
+        payload = trainer.weights_bytes()
+        exports.append(time.perf_counter() - start)
+    row.update(export_bytes=len(payload), export_s=min(exports), export_s_all=exports)
+    del payload
+    if on_gpu:
+        bw = transfer_bandwidth()
+        bound_s = row["export_bytes"] / bw["d2h_pinned_bytes_per_s"]
+        row.update(bw, export_bound_s=bound_s, export_ratio_to_bound=row["export_s"] / bound_s,
+                   export_ratio_to_pageable=row["export_s"] / (row["export_bytes"] / bw["d2h_pageable_bytes_per_s"]))
+    return row
+
+
+def gpu_description() -> dict:
+    if not torch.cuda.is_available():
+        return {"gpu": None}
+    p = torch.cuda.get_device_properties(0)
+    return {"gpu": p.name, "gpu_memory_gib": round(p.total_memory / 2**30, 1), "sms": p.multi_processor_count,
+            "cuda": torch.version.cuda}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--shape", default="3b")
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--group", type=int, default=8)
+    p.add_argument("--response", type=int, default=256)
+    p.add_argument("--steps", type=int, default=3, help="timed steps, after one warm-up step")
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--variant-out", help=argparse.SUPPRESS)  # set by the parent: run one variant here
+    args = p.parse_args()
+
+    if args.variant_out:
+        try:
+            row = run_variant(args, args.variants[0])
+        except torch.OutOfMemoryError as e:
+            row = {"config": VARIANTS[args.variants[0]], "error": f"out of GPU memory: {str(e).splitlines()[0]}"}
+        Path(args.variant_out).write_text(json.dumps({"device": gpu_description(), **row}))
+        return
+
+    result = {"benchmark": "learner_gpu", "machine": machine("torch", "transformers", "deepspeed"),
+              "shape": args.shape, "batch": {"prompts": args.prompts, "group": args.group, "response": args.response,
+                                             "image": f"{IMAGE_SIDE}x{IMAGE_SIDE}"},
+              "learner": "PolicyTrainer: DeepSpeed ZeRO-2, bf16, torch AdamW, beta 0, 1 GPU", "variants": {}}
+    for name in args.variants:
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            cmd = [sys.executable, "-m", "benchmarks.learner_gpu", "--variants", name, "--variant-out", f.name,
+                   "--shape", args.shape, "--prompts", str(args.prompts), "--group", str(args.group),
+                   "--response", str(args.response), "--steps", str(args.steps)]
+            rc = subprocess.run(cmd).returncode
+            text = Path(f.name).read_text()
+            row = json.loads(text) if text else {"error": f"exit code {rc}"}
+        result["machine"].update(row.pop("device", {}))  # from the variant: a CUDA context here would take GPU memory
+        result["variants"][name] = row
+        write_result(result, args.out)  # after each variant: a run cut short keeps what it measured
+
+    print(f"\n{'variant':22} {'trainable':>9} {'mb':>3} {'step_s':>7} {'tok/s':>7} {'resp tok/s':>10} {'TFLOP/s':>7} "
+          f"{'peak GiB':>8} {'export_s':>8} {'bound_s':>7} {'ratio':>5}")
+    for name, r in result["variants"].items():
+        if "error" in r:
+            print(f"{name:22} {r['error']}")
+            continue
+        print(f"{name:22} {r['trainable_params'] / 1e9:8.2f}B {r['config']['micro_batch_size']:3d} {r['step_s']:7.2f} "
+              f"{r['tokens_per_s']:7.0f} {r['response_tokens_per_s']:10.0f} {r['model_tflops']:7.0f} "
+              f"{r.get('peak_allocated_gib', float('nan')):8.1f} {r['export_s']:8.2f} {r.get('export_bound_s', float('nan')):7.3f} "
+              f"{r.get('export_ratio_to_bound', float('nan')):5.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The learner on CUDA, as `Learner.setup` runs it for a rank with gpus_per_rank > 0 (NCCL, DeepSpeed's CUDA
+accelerator), on the tiny Qwen2.5-VL. Skipped without a GPU (conftest); run on a lent GPU machine, results
+in benchmarks/README.md ("GPU").
+
+What only a GPU can show: the same log-probs as on the CPU, bf16 training steps under ZeRO-2 and ZeRO-3
+on NCCL, and that the exported weights (what a rollout worker loads after a sync) compute exactly what
+the trained engine computes.
+"""
+
+import os
+import shutil
+import socket
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load
+
+from cluster.config import LearnerConfig
+from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
+from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, shard_batch
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def nccl():
+    """One NCCL group of world size 1, as `Learner.setup` makes for each GPU rank. DS_ACCELERATOR is set
+    to cuda here: conftest defaults it to cpu for the CPU tests, and DeepSpeed would then train on the CPU."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                      DS_ACCELERATOR="cuda")
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    assert get_accelerator().device_name() == "cuda", "DeepSpeed picked its accelerator before this test set it"
+    deepspeed.init_distributed(dist_backend="nccl")
+    yield
+    torch.distributed.destroy_process_group()
+
+
+def _batch(model_dir, groups=2, g=4, seed=0, with_rollout_logprobs=False):
+    from transformers import AutoProcessor
+
+    from rollout.engine import RolloutRequest, vllm_input
+
+    proc = AutoProcessor.from_pretrained(model_dir)
+    rng = np.random.default_rng(seed)
+    media, seqs = {}, []
+    for k in range(groups):
+        image = rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)
+        text = vllm_input(RolloutRequest(f"p{k}", "image", image=image), proc)["prompt"]
+        prompt = proc(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
+        media[f"p{k}"] = MediaItem("image", image=image)
+        for _ in range(g):
+            response = rng.integers(20, 2000, size=int(rng.integers(4, 13))).tolist()
+            logprobs = [-7.6] * len(response) if with_rollout_logprobs else None
+            seqs.append(TrainSequence(f"p{k}", prompt, response, float(rng.normal()), logprobs))
+    return proc, seqs, media
+
+
+def _scored(proc, seqs, media):
+    return [ScoredSequence(s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
+            for s in seqs]
+
+
+def test_sequence_logprobs_on_cuda_equal_the_cpu_in_fp32_and_stay_within_bf16_error(tiny_model_dir, monkeypatch):
+    from transformers import AutoModelForImageTextToText
+
+    # cuDNN runs fp32 convolutions (the patch embedding) in TF32 by default: exact fp32 is the claim here.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    proc, seqs, media = _batch(tiny_model_dir)
+    scored = _scored(proc, seqs, media)
+    pad = proc.tokenizer.pad_token_id
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        cpu_lp, cpu_ent = (torch.cat(t) for t in sequence_logprobs(model, scored, pad, with_entropy=True))
+        gpu = sequence_logprobs(model.cuda(), scored, pad, with_entropy=True)
+        bf16 = torch.cat(sequence_logprobs(model.to(torch.bfloat16), scored, pad)).cpu()
+    assert all(t.is_cuda for t in gpu[0])
+    torch.testing.assert_close(torch.cat(gpu[0]).cpu(), cpu_lp, atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cat(gpu[1]).cpu(), cpu_ent, atol=1e-4, rtol=0)
+    # bf16 moves each log-prob ~1e-3 here; its error must stay far below how much they differ by token.
+    assert (bf16 - cpu_lp).abs().max() < 0.1 * cpu_lp.std()
+
+
+def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
+    """One bf16 GRPO step (beta > 0: the reference model's KL is in the loss), then the export loaded into a
+    fresh model: what a rollout worker holds after the sync."""
+    from transformers import AutoModelForImageTextToText
+
+    proc, seqs, media = _batch(model_dir)
+    cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=zero_stage, dtype="bf16", lr=1e-2, beta=0.04,
+                        micro_batch_size=3, grad_clip=100.0)
+    trainer = PolicyTrainer(str(model_dir), cfg, total_steps=10)
+    shard = shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0]
+    out = {"device": next(trainer.engine.module.parameters()).device.type,
+           "ref_device": next(trainer.ref.parameters()).device.type, "before": trainer.score(shard),
+           "metrics": trainer.train_step(shard), "after": trainer.score(shard),
+           "tokens": sum(len(s.response_ids) for s in seqs)}
+    synced_dir = tmp_path / f"synced-zero{zero_stage}"
+    shutil.copytree(model_dir, synced_dir)
+    (synced_dir / "model.safetensors").write_bytes(trainer.weights_bytes())
+    out["exported"] = load((synced_dir / "model.safetensors").read_bytes())
+    synced = AutoModelForImageTextToText.from_pretrained(synced_dir, dtype=torch.bfloat16).cuda().eval()
+    scored = _scored(proc, seqs, media)
+    with torch.no_grad():  # in the same micro-batches as `score`, so padding is the same
+        out["synced"] = [lp.tolist() for i in range(0, len(scored), cfg.micro_batch_size)
+                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size], proc.tokenizer.pad_token_id)]
+    return out
+
+
+@pytest.fixture(scope="module")
+def stepped(nccl, tiny_model_dir, tmp_path_factory):
+    return {stage: _step_and_export(tiny_model_dir, tmp_path_factory.mktemp("gpu"), stage) for stage in (2, 3)}
+
+
+def _flat(per_seq: list[list[float]]) -> np.ndarray:
+    return np.concatenate([np.asarray(x) for x in per_seq])
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_bf16_grpo_step_on_nccl_trains_and_exports_exactly_what_the_engine_computes(stepped, tiny_model_dir, zero_stage):
+    run = stepped[zero_stage]
+    m = run["metrics"]
+    assert run["device"] == run["ref_device"] == "cuda"
+    assert np.isfinite(m["loss"]) and np.isfinite(m["kl"]) and 0 < m["grad_norm"] < np.inf
+    assert m["tokens"] == run["tokens"]
+    original = load((tiny_model_dir / "model.safetensors").read_bytes())
+    assert set(run["exported"]) == set(original)  # checkpoint names, what vLLM's reload expects
+    assert all(t.dtype == torch.bfloat16 for t in run["exported"].values())
+    moved = sum(not torch.equal(run["exported"][k], original[k].to(torch.bfloat16)) for k in original)
+    assert moved > len(original) // 2
+    step_change = np.abs(_flat(run["after"]) - _flat(run["before"])).max()
+    sync_error = np.abs(_flat(run["synced"]) - _flat(run["after"])).max()
+    assert step_change > 0.05  # lr 1e-2 moves the log-probs by far more than the tolerance below
+    assert sync_error < 1e-3, f"the synced model computes {sync_error:.2e} away from the engine"
+
+
+def test_zero2_and_zero3_see_the_same_loss_and_gradient_on_cuda(stepped):
+    two, three = stepped[2]["metrics"], stepped[3]["metrics"]
+    assert three["loss"] == pytest.approx(two["loss"], rel=1e-2, abs=1e-4)
+    assert three["grad_norm"] == pytest.approx(two["grad_norm"], rel=1e-2)
+    np.testing.assert_allclose(_flat(stepped[3]["before"]), _flat(stepped[2]["before"]), atol=2e-3)
+
+
+def test_grpo_step_with_the_engines_rollout_logprobs_on_cuda(nccl, tiny_model_dir):
+    _, seqs, media = _batch(tiny_model_dir, seed=1, with_rollout_logprobs=True)
+    cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=2, dtype="bf16", lr=1e-3, beta=0.0, micro_batch_size=4)
+    trainer = PolicyTrainer(str(tiny_model_dir), cfg, total_steps=10)
+    metrics = trainer.train_step(shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0])
+    assert metrics["gap_tokens"] == sum(len(s.response_ids) for s in seqs)
