@@ -30,7 +30,9 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
 
     model, data = cfg.model, cfg.data
     if not model.path:
-        model = dataclasses.replace(model, path=str(ensure_tiny_model(model.tiny_dir, model.tiny_seed, model.tiny_size)))
+        # one folder per (shape, seed): switching shapes must not rebuild, or race on, one shared folder
+        folder = Path(model.tiny_dir).expanduser() / f"{model.tiny_size}-seed{model.tiny_seed}"
+        model = dataclasses.replace(model, path=str(ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)))
     if not data.train:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
