@@ -9,7 +9,6 @@ have a different micro-batch count; every rank must run the same count (the driv
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import random
@@ -22,7 +21,7 @@ from cluster.config import LearnerConfig  # dataclass only
 from learners.deepspeed_setup import build_engine
 from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
-from learners.weights import full_state_dict, safetensors_bytes
+from learners.weights import full_state_dict, gathered, safetensors_bytes
 
 
 @dataclass
@@ -151,12 +150,7 @@ class PolicyTrainer:
         if self.ref is None:
             return
         for ref_param, param in zip(self.ref.parameters(), self.engine.module.parameters()):
-            gather = contextlib.nullcontext()
-            if self.cfg.zero_stage == 3:
-                import deepspeed
-
-                gather = deepspeed.zero.GatheredParameters([param], modifier_rank=None)
-            with gather:
+            with gathered(param, self.cfg.zero_stage):
                 ref_param.copy_(param)
 
     def set_base_lr(self, lr: float) -> None:
