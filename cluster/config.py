@@ -116,6 +116,7 @@ class TrainConfig:
     eval_every: int = 10
     eval_limit: int = 0  # 0: every held-out item
     eval_samples: int = 1  # 1: greedy; N: mean of N sampled scores
+    eval_temperature: float | None = None  # of those N samples; None: rollout.temperature (verl's val_kwargs)
     save_every: int = 10
     keep_last: int = 2
 

@@ -51,7 +51,8 @@ def _score(pool, batch, cfg: QThinkConfig, samples: int) -> list[dict]:
     if not batch:
         return []
     parse = get_preset(cfg.reward.preset).parse
-    overrides = {"temperature": 0.0} if samples == 1 else {"temperature": cfg.rollout.temperature}
+    temperature = cfg.rollout.temperature if cfg.train.eval_temperature is None else cfg.train.eval_temperature
+    overrides = {"temperature": 0.0 if samples == 1 else temperature}
     requests = [request_for(s, i, cfg) for i, s in enumerate(batch)]
     groups = pool.generate(requests, n=samples, **overrides)
     out = []

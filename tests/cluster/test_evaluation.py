@@ -1,0 +1,53 @@
+"""Held-out evaluation's sampling settings and scoring, with a pool that answers fixed texts (the rollout
+engine is not what these tests are about; tests/actors and test_pipeline run it for real)."""
+
+import numpy as np
+from PIL import Image
+
+from cluster.config import load_config
+from cluster.evaluation import evaluate
+from rollout.engine import RolloutSample
+from rollout.manifest import ManifestRow, write_manifest
+
+ANSWERS = ["<think>ok</think><answer>4.00</answer>", "<think>ok</think><answer>9</answer>", "no answer"]
+
+
+class AnsweringPool:
+    """Answers every request with ANSWERS (cycled to n) and records each call's sampling overrides."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests, n=None, **overrides):
+        self.calls.append((n, overrides))
+        return [[RolloutSample(r.prompt_id, r.variant, j, [0], [1], [-1.0], ANSWERS[j % len(ANSWERS)], "stop", 0)
+                 for j in range(n)] for r in requests]
+
+
+def _manifest(tmp_path):
+    rows = []
+    for i, mos in enumerate([2.0, 4.5]):
+        Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(tmp_path / f"im{i}.png")
+        rows.append(ManifestRow(f"im{i}", "image", mos, (1, 5), "toy", "test", uri=f"im{i}.png"))
+    write_manifest(rows, tmp_path / "test.parquet")
+    return str(tmp_path / "test.parquet")
+
+
+def test_sampled_eval_uses_eval_temperature_else_the_rollouts_and_greedy_uses_zero(tmp_path):
+    manifest = _manifest(tmp_path)
+    for overrides, samples, expected in [([], 3, 1.0), (["rollout.temperature=0.9"], 3, 0.9),
+                                         (["train.eval_temperature=0.7"], 3, 0.7),
+                                         (["train.eval_temperature=0.7"], 1, 0.0)]:
+        pool = AnsweringPool()
+        evaluate(pool, [manifest], load_config(None, overrides), samples)
+        assert pool.calls == [(samples, {"temperature": expected})], overrides
+
+
+def test_scores_are_clipped_to_the_scale_before_the_mean_and_a_failure_counts(tmp_path):
+    report = evaluate(AnsweringPool(), [_manifest(tmp_path)], load_config(None, []), samples=3)
+    # answers 4.00, 9 (clipped to 5.0), and one that does not parse
+    assert [i["pred"] for i in report["items"]] == [4.5, 4.5]
+    assert [i["failed"] for i in report["items"]] == [1, 1]
+    assert report["parse_failure_rate"] == 2 / 6
+    greedy = evaluate(AnsweringPool(), [_manifest(tmp_path)], load_config(None, []), samples=1)
+    assert [i["pred"] for i in greedy["items"]] == [4.0, 4.0]
