@@ -59,7 +59,8 @@ def session_processes(session: int) -> dict[int, str]:
             state, _, _, sid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
         except (OSError, ValueError):  # it ended while we looked
             continue
-        if name is not None and int(sid) == session and state != "Z":  # a zombie has ended; only its exit status is left
+        # a zombie has ended; only its exit status is left
+        if name is not None and int(sid) == session and state != "Z":
             found[int(pid)] = name
     return found
 
