@@ -20,7 +20,8 @@ import signal
 import time
 
 import pytest
-from train_runs import kill_actor, left_behind, qthink, records, train_args, wait_for_actor, wait_for_step
+from train_runs import (kill_actor, left_behind, qthink, records, signal_all, train_args, wait_for_actor,
+                        wait_for_step, wait_until_idle)
 
 from rewards import get_preset
 
@@ -111,17 +112,24 @@ def test_reward_worker_killed_mid_step_is_replaced_and_its_shard_rescored(tmp_pa
 
 
 @pytest.mark.parametrize("victim, error", [
-    ("ray::Learner.train_step", r"LearnerRankError: learner rank \d \(pid {pid}\) died during train_step"),
+    ("ray::Learner", r"LearnerRankError: learner rank \d \(pid {pid}\) died during train_step"),
     ("ray::RolloutWorker", r"WeightSyncError: weight sync v\d+: a rollout worker died"),
 ], ids=["learner-rank", "rollout-worker-at-sync"])
 def test_dead_learner_rank_or_rollout_worker_at_sync_fails_the_run_clearly_and_resume_goes_on(
         tmp_path, shared, start, fault_free, victim, error):
+    """A grpo step of this config takes ~0.2 s, its learner step ~0.05 s: too short to catch from outside.
+    So the learner ranks are stopped (SIGSTOP) as soon as step 3 is recorded: step 4 then rolls out and
+    waits in its learner step, where the victim dies; the ranks go on (SIGCONT) and step 4 must fail."""
     out = tmp_path / "run"
     args = train_args(out, shared, grpo_steps=STEPS)
     proc = start("train", *args)
-    wait_for_step(proc, out, 3)
-    wait_for_actor(proc, "ray::Learner.train_step")  # step 4's learner step; the weight sync comes next
+    learners = wait_for_actor(proc, "ray::Learner")  # both ranks, whatever they run
+    wait_for_step(proc, out, 3, poll=0.002)  # step 4's rollout (~0.1 s) comes before its learner step
+    signal_all(learners, signal.SIGSTOP)
+    if victim == "ray::RolloutWorker":
+        wait_until_idle(proc, ["ray::RolloutWorker", "ray::RewardWorker"])  # step 4 is in its learner step
     pid, killed_at = kill_actor(proc, victim), time.time()
+    signal_all(learners, signal.SIGCONT)
     log, _ = proc.communicate(timeout=120)  # fails, does not hang
     assert proc.returncode != 0 and time.time() - killed_at < 60
     assert re.search(error.format(pid=pid), log), log[-3000:]

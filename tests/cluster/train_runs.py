@@ -80,13 +80,34 @@ def left_behind(session: int, timeout=60) -> dict[int, str]:
     return alive
 
 
-def wait_for_step(proc, out, step, timeout=600) -> None:
+def wait_for_step(proc, out, step, timeout=600, poll=0.2) -> None:
     """Until grpo step `step` is in batches.jsonl (the run must still be alive then)."""
     deadline = time.time() + timeout
     while not any(b["stage"] == "grpo" and b["step"] >= step for b in records(out, "batches.jsonl")):
         assert proc.poll() is None, f"the run ended before grpo step {step}"
         assert time.time() < deadline, f"grpo step {step} not reached in {timeout}s"
-        time.sleep(0.2)
+        time.sleep(poll)
+
+
+def signal_all(pids, sig) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # the one the test killed
+            pass
+
+
+def wait_until_idle(proc, actors, quiet_s=1.0, timeout=300) -> None:
+    """Until no process of `proc`'s run has run a method of `actors` (`ray::RolloutWorker`, ...) for
+    `quiet_s`: with its learner ranks stopped (SIGSTOP), the driver then waits in their next call."""
+    quiet_since = time.time()
+    deadline = quiet_since + timeout
+    while time.time() - quiet_since < quiet_s:
+        if any(name.startswith(f"{a}.") for name in session_processes(proc.pid).values() for a in actors):
+            quiet_since = time.time()
+        assert proc.poll() is None, f"the run ended while waiting for {actors} to be idle"
+        assert time.time() < deadline, f"{actors} still busy after {timeout}s"
+        time.sleep(0.01)
 
 
 def wait_for_actor(proc, title, timeout=300) -> list[int]:
