@@ -42,25 +42,17 @@ def corrupt_tenth(manifest) -> list:
     return broken
 
 
-def process_title(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except OSError:  # it ended while we looked
-        return None
-
-
 def session_processes(session: int) -> dict[int, str]:
     """pid -> process title (`ray::Learner.train_step`, `VLLM::EngineCore`, ...) of one run's processes:
     those in its session."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            name = process_title(int(pid))
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
             state, _, _, sid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:4]
         except (OSError, ValueError):  # it ended while we looked
             continue
-        # a zombie has ended; only its exit status is left
-        if name is not None and int(sid) == session and state != "Z":
+        if int(sid) == session and state != "Z":  # a zombie has ended; only its exit status is left
             found[int(pid)] = name
     return found
 
@@ -111,18 +103,13 @@ def wait_until_idle(proc, actors, quiet_s=1.0, timeout=300) -> None:
 
 
 def wait_for_actor(proc, title, timeout=300) -> list[int]:
-    """The pids of `proc`'s run titled `title`, as soon as there is one. A method's title lasts as long as
-    the call (an embedded learner step: a fraction of a second on a loaded machine), so the actor's own
-    processes, found by a /proc scan twice a second, are polled every millisecond in between."""
-    deadline, actor, candidates, rescan = time.time() + timeout, title.split(".")[0], [], 0.0
-    while True:
-        if time.time() >= rescan:
-            candidates, rescan = actor_pids(proc.pid, actor), time.time() + 0.5
-        if pids := [pid for pid in candidates if actor == title or process_title(pid) == title]:
-            return pids
+    """The pids of `proc`'s run titled `title`, as soon as there is one."""
+    deadline = time.time() + timeout
+    while not (pids := actor_pids(proc.pid, title)):
         assert proc.poll() is None, f"the run ended before any {title} was seen"
         assert time.time() < deadline, f"no {title} in {timeout}s"
-        time.sleep(0.001)
+        time.sleep(0.01)
+    return pids
 
 
 def kill_actor(proc, title, timeout=300) -> int:
