@@ -1,7 +1,7 @@
 """DeepSpeed learner ranks as Ray actors, and the group that drives them as one learner.
 
 Rank 0 publishes its address and a free port; every rank then joins one process group (gloo on CPU,
-NCCL on GPU). Weights leave the learner once: rank 0 puts the safetensors bytes in the object store and
+NCCL on GPU). Weights leave the learner once: rank 0 puts one safetensors blob in the object store and
 hands back the reference, so they never pass through the driver. A rank that dies leaves the others
 waiting in a collective that can never complete: the group then fails within seconds, naming the dead
 rank, and the run goes on from its last checkpoint (`qthink train --resume`).
@@ -62,8 +62,8 @@ class Learner:
         self.trainer.reset_reference()
 
     def weights_ref(self) -> list:
-        payload = self.trainer.weights_bytes()
-        return [ray.put(payload)] if self.rank == 0 else []
+        blob = self.trainer.weights_blob()
+        return [ray.put(blob)] if self.rank == 0 else []
 
     def save_hf(self, out_dir: str) -> None:
         self.trainer.save_hf(out_dir)

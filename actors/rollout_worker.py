@@ -2,7 +2,7 @@
 
 The pool hands out small chunks one at a time, so a faster worker simply takes more of them; results are
 put back in input order. A worker that dies is replaced (with the latest weights re-applied) and its chunk
-re-run, so no prompt is lost. Weight sync puts the bytes in the object store ONCE; every worker reads the
+re-run, so no prompt is lost. Weight sync puts the blob in the object store ONCE; every worker reads the
 same object, and a sync that does not finish within its timeout fails loudly instead of hanging.
 
 Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
@@ -59,8 +59,8 @@ class RolloutWorker:
     def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
         return self.engine.generate(requests, n, **overrides)
 
-    def load_weights(self, payload: bytes, version: int) -> int:
-        return self.engine.load_weights(payload, version, timeout_s=self.engine.config.sync_timeout_s)
+    def load_weights(self, blob, version: int) -> int:
+        return self.engine.load_weights(blob, version, timeout_s=self.engine.config.sync_timeout_s)
 
     def pid(self) -> int:
         return os.getpid()
@@ -119,11 +119,11 @@ class RolloutPool:
             idle.append(w)
         return [group for chunk in results for group in chunk]
 
-    def broadcast_weights(self, payload: bytes | ray.ObjectRef, version: int) -> float:
-        """Every worker reloads `payload` (safetensors bytes, or a reference to them already in the object
+    def broadcast_weights(self, blob, version: int) -> float:
+        """Every worker reloads `blob` (a safetensors blob, or a reference to one already in the object
         store); returns seconds. Raises WeightSyncError on a timeout or a dead worker."""
         start = time.perf_counter()
-        ref = payload if isinstance(payload, ray.ObjectRef) else ray.put(payload)
+        ref = blob if isinstance(blob, ray.ObjectRef) else ray.put(blob)
         calls = {w.load_weights.remote(ref, version): i for i, w in enumerate(self.workers)}
         try:
             ray.get(list(calls), timeout=self.sync_timeout_s)

@@ -28,9 +28,9 @@ class SimulatedRolloutWorker:
         return [[RolloutSample(r.prompt_id, r.variant, j, [0], [1] * tokens, [-1.0] * tokens, "", "length",
                                self.version) for j in range(n)] for r in requests]
 
-    def load_weights(self, payload: bytes, version: int) -> int:
+    def load_weights(self, blob, version: int) -> int:
         self.version = version
-        return len(payload)
+        return len(blob)
 
     def chunks_done(self) -> int:
         return self.chunks

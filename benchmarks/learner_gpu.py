@@ -2,8 +2,8 @@
 and the weight export every sync starts with.
 
 What runs is the project's learner: `PolicyTrainer` (its engine from `build_engine`: DeepSpeed ZeRO-2,
-bf16, torch AdamW), `train_step` (micro-batched GRPO loss through `sequence_logprobs`) and `weights_bytes`
-(the safetensors bytes the CPU sync path puts in the object store). The model is `rollout/tiny_model.py`'s
+bf16, torch AdamW), `train_step` (micro-batched GRPO loss through `sequence_logprobs`) and `weights_blob`
+(the safetensors blob the CPU sync path puts in the object store). The model is `rollout/tiny_model.py`'s
 `3b` shape (Qwen2.5-VL-3B-Instruct's published config: 36 x 2048 text layers, 151,936 vocab, tied
 embeddings, a 32-block 1280-wide vision tower) with random weights, built in bf16 directly on the GPU:
 writing and re-reading 7.5 GB of random weights would time the disk, so `from_pretrained` hands the trainer
@@ -175,7 +175,7 @@ def run_variant(args, name: str) -> dict:
     exports = []
     for _ in range(2):
         start = time.perf_counter()
-        payload = trainer.weights_bytes()
+        payload = trainer.weights_blob()
         exports.append(time.perf_counter() - start)
     row.update(export_bytes=len(payload), export_s=min(exports), export_s_all=exports)
     del payload

@@ -3,15 +3,15 @@
 Measured (DESIGN.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU):
 after one real GRPO train step (`LearnerGroup`, DeepSpeed on gloo), the learner's full weights are synced
 to 1..N real vLLM `RolloutWorker`s along the production path:
-  export  rank 0 gathers the weights into safetensors bytes (`PolicyTrainer.weights_bytes`),
+  export  rank 0 gathers the weights into one safetensors blob (`PolicyTrainer.weights_blob`),
   put     ... and puts them in the object store once (`Learner.weights_ref`),
   reload  `RolloutPool.broadcast_weights`: every worker fetches the object and reloads its engine.
 `sync_s` = export + put + reload (all workers); `ratio_to_bound` = sync_s / (bytes / bandwidth), with the
 bandwidth of a numpy copy of the same number of bytes into a reused buffer on this machine (also reported:
 a copy into a fresh allocation, which pays first-touch page faults as every new bytes object or tensor on
 the path does, and ray.put + ray.get of a same-size bytes object). A per-worker breakdown of the reload
-(object fetch, the engine's collective_rpc that carries the bytes into the vLLM worker process and
-reloads there, cache resets; safetensors parsing timed on its own) shows where the time
+(object fetch, the engine's reload: reload_weights from views of the blob and cache resets; the blob's
+parse timed on its own) shows where the time
 goes. Correctness: the synced engine samples new sequences and the learner scores them,
 `max_logprob_diff_after_sync`; the same difference on the initial weights, before any step, is the
 numerical floor it is to be compared with (vLLM's CPU kernels vs torch).
@@ -57,31 +57,24 @@ def bandwidth(nbytes: int, repeats: int) -> dict:
 def _export_and_put(learner) -> tuple[list, int, float, float]:
     """Learner.weights_ref, with its two halves timed apart."""
     start = time.perf_counter()
-    payload = learner.trainer.weights_bytes()
+    blob = learner.trainer.weights_blob()
     exported = time.perf_counter()
-    refs = [ray.put(payload)] if learner.rank == 0 else []
-    return refs, len(payload), exported - start, time.perf_counter() - exported
+    refs = [ray.put(blob)] if learner.rank == 0 else []
+    return refs, blob.nbytes, exported - start, time.perf_counter() - exported
 
 
 def _reload_breakdown(worker, refs: list, version: int) -> dict:
-    """RolloutWorker.load_weights split into: fetch from the object store, the engine's collective_rpc
-    (bytes to the vLLM process, safetensors parse, reload_weights, lm_head repack), cache resets."""
-    from safetensors.torch import load
+    """RolloutWorker.load_weights split into: fetch from the object store, the engine's reload (views of the
+    blob, reload_weights, lm_head repack, cache resets); the blob's parse into views timed on its own."""
+    from rollout.safetensors_blob import tensor_views
 
-    engine = worker.engine
     t0 = time.perf_counter()
-    payload = ray.get(refs[0])
+    blob = ray.get(refs[0])
     t1 = time.perf_counter()
-    engine.llm.collective_rpc("qthink_reload_weights", args=(payload,), timeout=engine.config.sync_timeout_s)
+    worker.engine.load_weights(blob, version, timeout_s=worker.engine.config.sync_timeout_s)
     t2 = time.perf_counter()
-    engine.llm.llm_engine.reset_encoder_cache()
-    engine.llm.reset_mm_cache()
-    engine.llm.reset_prefix_cache()
-    engine.version = version
-    t3 = time.perf_counter()
-    load(payload)  # the safetensors parse the reload starts with, timed on its own here
-    t4 = time.perf_counter()
-    return {"fetch_s": t1 - t0, "rpc_reload_s": t2 - t1, "cache_reset_s": t3 - t2, "safetensors_parse_s": t4 - t3}
+    tensor_views(blob)
+    return {"fetch_s": t1 - t0, "engine_reload_s": t2 - t1, "blob_parse_s": time.perf_counter() - t2}
 
 
 def requests(seed: int):
@@ -192,18 +185,18 @@ def notes(result: dict) -> list[str]:
         out.append(
             f"{shape} ({r['bytes'] / 1e6:.1f} MB): sync {one['sync_s']:.3f} s = {one['ratio_to_bound']:.0f}x the memcpy bound "
             f"({r['bound_s'] * 1e3:.2f} ms at {r['memcpy_bytes_per_s'] / 1e9:.1f} GB/s), {one['ratio_to_fresh_copy']:.0f}x one copy "
-            f"into fresh memory ({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s). Export {r['export_s']:.3f} s (clone + "
-            f"safetensors.save), put {r['put_s']:.3f} s, actor-call overhead {r['export_put_call_s'] - r['export_s'] - r['put_s']:.3f} s; "
-            f"reload {one['reload_all_s']:.3f} s, of which in one worker: fetch {b['fetch_s']:.3f} s, collective_rpc "
-            f"{b['rpc_reload_s']:.3f} s (bytes -> EngineCore -> Worker process, safetensors parse ~{b['safetensors_parse_s']:.3f} s, "
-            f"reload_weights + repack), cache resets {b['cache_reset_s']:.3f} s. Logprob diff after sync "
+            f"into fresh memory ({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s). Export {r['export_s']:.3f} s (one "
+            f"safetensors blob), put {r['put_s']:.3f} s, actor-call overhead {r['export_put_call_s'] - r['export_s'] - r['put_s']:.3f} s; "
+            f"reload {one['reload_all_s']:.3f} s, of which in one worker: fetch {b['fetch_s']:.3f} s, engine reload "
+            f"{b['engine_reload_s']:.3f} s (reload_weights + repack + cache resets; the blob's parse alone "
+            f"{b['blob_parse_s'] * 1e3:.1f} ms). Logprob diff after sync "
             f"{r['max_logprob_diff_after_sync']:.1e} (max) vs {r['max_logprob_diff_before_step']:.1e} before any step on the "
             "same weights (engine vs learner numerics, no sync involved): same order, so the engine samples from "
             "the synced policy; that floor itself grows with the model's width.")
-    out.append("The bytes are copied ~8-10 times on the CPU path (clone, safetensors.save, object store, fetch, "
-               "msgpack/ZMQ to EngineCore, shared-memory queue to the Worker, safetensors load, reload + repack), most "
-               "into freshly allocated memory, which costs first-touch page faults here; small payloads are dominated "
-               "by fixed per-call costs (~20-70 ms of RPCs and resets).")
+    out.append("On the CPU path the bytes are copied 3 times: into the blob (export), into the object store (put), "
+               "and by reload_weights into the engine's parameters (plus its repacking for the CPU GEMMs); the "
+               "fetch is a view of shared memory, and with the engine in the worker's process the blob reaches "
+               "vLLM's worker as it is. Small payloads are dominated by fixed per-call costs (RPCs and resets).")
     return out
 
 
@@ -224,8 +217,8 @@ def main():
     SHAPES.setdefault("medium", MEDIUM)
     load_start = os.getloadavg()
     init_ray(ClusterConfig(num_cpus=args.ranks + max(args.workers)))
-    result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"), "loadavg_start": load_start, "path": "cpu: safetensors "
-              "bytes, one object-store put, every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0,
+    result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"), "loadavg_start": load_start, "path": "cpu: one safetensors "
+              "blob (numpy), one object-store put, every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0,
               "shapes": {}}
     for shape in args.shapes:
         row = run_shape(args, shape)

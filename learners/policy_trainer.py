@@ -21,7 +21,8 @@ from cluster.config import LearnerConfig  # dataclass only
 from learners.deepspeed_setup import build_engine
 from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
-from learners.weights import full_state_dict, gathered, safetensors_bytes
+from learners.weights import full_state_dict, gathered
+from rollout.safetensors_blob import safetensors_blob
 
 
 @dataclass
@@ -65,6 +66,7 @@ class PolicyTrainer:
         # Copied whole, before ZeRO-3 partitions the model; DeepSpeed moves only the engine's copy to the GPU.
         self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 else None
         self.engine = build_engine(model, cfg, total_steps)
+        self._blob: np.ndarray | None = None  # the weight-sync buffer, reused (weights_blob)
         if self.ref is not None:
             self.ref.to(self.engine.device)
 
@@ -172,9 +174,12 @@ class PolicyTrainer:
             out += [lp.tolist() for lp in sequence_logprobs(self.engine, seqs, self.pad_id)]
         return out
 
-    def weights_bytes(self, dtype: torch.dtype | None = None) -> bytes:
-        """Full weights as safetensors bytes (every rank must call under ZeRO-3)."""
-        return safetensors_bytes(full_state_dict(self.engine.module, self.cfg.zero_stage, dtype))
+    def weights_blob(self, dtype: torch.dtype | None = None) -> np.ndarray:
+        """Full weights as one safetensors blob (every rank must call under ZeRO-3). The buffer is reused
+        by the next call: put it in the object store (which copies) or write it out before then."""
+        self._blob = safetensors_blob(full_state_dict(self.engine.module, self.cfg.zero_stage, dtype),
+                                      reuse=self._blob)
+        return self._blob
 
     def save_hf(self, out_dir: str) -> None:
         """A HF model dir (safetensors + processor) that transformers and vLLM load."""

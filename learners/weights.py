@@ -1,4 +1,5 @@
-"""Weights leaving the learner: full (ZeRO-3-gathered) tensors in checkpoint names, as safetensors bytes.
+"""Weights leaving the learner: full (ZeRO-3-gathered) tensors in checkpoint names, as a safetensors blob
+(rollout/safetensors_blob.py).
 
 transformers 5 keeps Qwen2.5-VL in memory as `model.language_model.*` / `model.visual.*` but writes
 checkpoints as `model.*` / `visual.*`; vLLM's in-place reload expects the checkpoint names, so the export
@@ -40,12 +41,8 @@ def full_state_dict(module: torch.nn.Module, zero_stage: int, dtype: torch.dtype
         if tied and name == "lm_head.weight":
             continue
         with gathered(param, zero_stage):
-            t = param.detach().clone()
+            # a ZeRO-3 parameter is whole only inside the context; otherwise its live data will do, as every
+            # caller copies it out (into a blob or a file) before the next optimizer step
+            t = param.detach().clone() if zero_stage == 3 else param.detach()
         out[checkpoint_name(name)] = t.to(dtype) if dtype is not None else t
     return out
-
-
-def safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    from safetensors.torch import save
-
-    return save({k: v.contiguous() for k, v in state.items()})

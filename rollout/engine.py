@@ -85,14 +85,15 @@ def default_video_meta(num_frames: int, fps: float = 2.0) -> dict:
 class WeightReloadExtension:
     """Mixed into every vLLM worker (`worker_extension_cls`), called by name through collective_rpc.
 
-    Tensors cannot cross collective_rpc (memoryview), bytes can; `model.load_weights` fails on CPU
-    (weights are repacked), the runner's `reload_weights` handles that.
+    Across processes tensors cannot cross collective_rpc (memoryview), bytes can; in-process the blob
+    arrives as it is. `model.load_weights` fails on CPU (weights are repacked), the runner's
+    `reload_weights` handles that.
     """
 
-    def qthink_reload_weights(self, payload: bytes) -> int:
-        from safetensors.torch import load
+    def qthink_reload_weights(self, blob) -> int:
+        from rollout.safetensors_blob import tensor_views
 
-        weights = load(payload)
+        weights = tensor_views(blob)
         self.model_runner.reload_weights(weights_iterator=iter(weights.items()))
         # A tied lm_head receives no weight of its own, so vLLM does not re-process it after a reload;
         # on CPU it keeps a PACKED copy of the old embedding (oneDNN/SGL GEMM) and would sample from the
@@ -175,9 +176,14 @@ class RolloutEngine:
             groups.append(group)
         return groups
 
-    def load_weights(self, payload: bytes, version: int, timeout_s: float | None = None) -> int:
-        """Replace every weight in place from safetensors bytes; then drop caches built by the old weights."""
-        counts = self.llm.collective_rpc("qthink_reload_weights", args=(payload,), timeout=timeout_s)
+    def load_weights(self, blob, version: int, timeout_s: float | None = None) -> int:
+        """Replace every weight in place from a safetensors blob (rollout/safetensors_blob.py: bytes or a
+        buffer); then drop caches built by the old weights."""
+        from vllm import envs
+
+        if envs.VLLM_ENABLE_V1_MULTIPROCESSING and not isinstance(blob, bytes):
+            blob = bytes(blob)  # to the engine's own process: bytes cross, buffers do not
+        counts = self.llm.collective_rpc("qthink_reload_weights", args=(blob,), timeout=timeout_s)
         self.llm.llm_engine.reset_encoder_cache()
         self.llm.reset_mm_cache()
         self.llm.reset_prefix_cache()

@@ -87,7 +87,7 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
            "tokens": sum(len(s.response_ids) for s in seqs)}
     synced_dir = tmp_path / f"synced-zero{zero_stage}"
     shutil.copytree(model_dir, synced_dir)
-    (synced_dir / "model.safetensors").write_bytes(trainer.weights_bytes())
+    (synced_dir / "model.safetensors").write_bytes(trainer.weights_blob())
     out["exported"] = load((synced_dir / "model.safetensors").read_bytes())
     synced = AutoModelForImageTextToText.from_pretrained(synced_dir, dtype=torch.bfloat16).cuda().eval()
     scored = _scored(proc, seqs, media)
