@@ -22,11 +22,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use into tiny_dir.
+    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use under tiny_dir.
     path: str = ""
     tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
     tiny_size: str = "tiny"
     tiny_seed: int = 0
+    # > 0: the tiny model's vision tower is first pre-trained this many steps on distortion-ranked pairs of
+    # the synthetic training pictures (learners/vision_pretrain.py), the demo's stand-in for a pretrained VLM
+    tiny_vision_pretrain_steps: int = 0
     dtype: str = "float32"
 
 

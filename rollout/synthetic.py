@@ -82,6 +82,24 @@ def random_crop(picture: np.ndarray, size: int, rng: np.random.Generator) -> np.
     return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
 
 
+def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int,
+               rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """`pairs` RankIQA-style pairs (Liu et al., 2017): ONE random crop under one distortion type at two
+    different severities. Returns 2 * pairs images (pair k at 2k, 2k + 1) and their MOS.
+
+    Inside a pair the content is identical, so only the distortion tells the two images apart — the signal
+    a tiny vision tower otherwise drowns in content (learners/vision_pretrain.py).
+    """
+    images, mos = [], []
+    for _ in range(pairs):
+        crop = random_crop(pictures[rng.integers(len(pictures))], size, rng)
+        distortion = IMAGE_DISTORTIONS[rng.integers(len(IMAGE_DISTORTIONS))]
+        for severity in rng.choice(SEVERITIES, size=2, replace=False):
+            images.append(distort_image(crop, distortion, int(severity), rng))
+            mos.append(synthetic_mos(distortion, int(severity)))
+    return images, np.asarray(mos, dtype=np.float32)
+
+
 def _draws(sources: tuple[str, ...], distortions: tuple[str, ...], count: int,
            rng: np.random.Generator) -> list[tuple[str, str, int]]:
     """`count` (source, distortion, severity) triples: all combinations in a seeded order, repeated as needed."""
