@@ -15,11 +15,11 @@ torch.manual_seed(0); rng = np.random.default_rng(0); dev = "cuda" if torch.cuda
 proc = AutoProcessor.from_pretrained(model_dir)
 model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).to(dev)
 opt = torch.optim.AdamW(model.parameters(), lr=lr)
-rows = json.load(open(".probe/data/rows.json"))
-train_imgs, test_imgs = np.load(".probe/data/train.npz"), np.load(".probe/data/test.npz")
+rows = json.load(open(".probe/data/rows3240.json"))
+train_imgs, test_imgs = np.load(".probe/data/train3240.npz"), np.load(".probe/data/test3240.npz")
 train = [(train_imgs[r["id"]], r) for r in rows["train"]]
 test = [(test_imgs[r["id"]], r) for r in rows["test"]]
-pics = list(np.load(".probe/data/pictures.npz").values())
+pics = list(np.load(".probe/data/pictures.npz").values()) if mode != "fixed" else []
 prompt = proc.apply_chat_template(quality_messages("image", SHORT_QUESTION["image"], system=False),
                                   add_generation_prompt=True, tokenize=False)
 
