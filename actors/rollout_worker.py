@@ -43,7 +43,10 @@ class RolloutWorker:
     def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", cpu_ids: str = ""):
         import torch
 
-        if cpu_ids:  # each engine on its own cores; with "auto" every engine would pick the same ones
+        if cpu_ids:
+            # vLLM's OpenMP threads on this worker's cores ("auto" would give every engine the same ones).
+            # It does not pin the in-process engine's Python thread; pinning that too did not help (measured,
+            # benchmarks/README.md "Rollout throughput").
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_ids
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
             # The engine runs inside this actor: one process instead of three (frontend, EngineCore, Worker)

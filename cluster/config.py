@@ -22,7 +22,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use under tiny_dir.
+    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use under
+    # tiny_dir/<size>-seed<seed>.
     path: str = ""
     tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
     tiny_size: str = "tiny"

@@ -30,15 +30,16 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
 
     model, data = cfg.model, cfg.data
     if not model.path:
-        root = Path(model.tiny_dir).expanduser() / f"{model.tiny_size}-seed{model.tiny_seed}"
+        # one folder per (shape, seed): switching shapes must not rebuild, or race on, one shared folder
+        folder = Path(model.tiny_dir).expanduser() / f"{model.tiny_size}-seed{model.tiny_seed}"
         steps = model.tiny_vision_pretrain_steps
         if steps:
             from learners.vision_pretrain import ensure_pretrained_tiny
 
-            path = ensure_pretrained_tiny(f"{root}-rank{steps}-data{cfg.train.seed}", model.tiny_seed,
+            path = ensure_pretrained_tiny(f"{folder}-rank{steps}-data{cfg.train.seed}", model.tiny_seed,
                                           model.tiny_size, steps, cfg.train.seed)
         else:
-            path = ensure_tiny_model(root, model.tiny_seed, model.tiny_size)
+            path = ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)
         model = dataclasses.replace(model, path=str(path))
     if not data.train:
         from cluster.distill import template_distill

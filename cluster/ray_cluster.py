@@ -1,9 +1,12 @@
 """Start or join Ray the same way for every command.
 
 Locally (CI, a laptop) qthink starts a private Ray on loopback with token auth off (Ray 2.60 turns it on
-by default and a loopback-only cluster has no one to authenticate) and no dashboard (it costs ~1 CPU-s
-and a port). On a cluster, `address=auto` (or a job started by `ray job submit`, which sets RAY_ADDRESS)
-joins the running cluster instead.
+by default and a loopback-only cluster has no one to authenticate), no dashboard (it costs ~1 CPU-s
+and a port), and neither Ray's metrics nor its task-event reports (`ray list tasks`, `ray timeline`): with
+the dashboard off nothing reads them, and with 64 actors on 2 cores they took a quarter of all the CPU that
+Ray and its actors spent around rollout chunks (benchmarks/README.md "Rollout throughput"). On a
+cluster, `address=auto` (or a job started by `ray job submit`, which sets RAY_ADDRESS) joins the running
+cluster instead, with that cluster's own settings.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from cluster.config import ClusterConfig
 # Actors share 2 cores here: torch's default thread count and OpenMP's spin-waiting made a GRPO step
 # 35-40x slower (DESIGN.md). Every process Ray starts inherits these.
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled"}
+LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
 
 
 def init_ray(config: ClusterConfig | None = None):
@@ -32,6 +36,7 @@ def init_ray(config: ClusterConfig | None = None):
             namespace=config.namespace,
             runtime_env={"env_vars": WORKER_ENV},
             log_to_driver=True,
+            _system_config=LOCAL_SYSTEM_CONFIG,
         )
     # Joining: no runtime_env here, it would replace the one `ray job submit` gave (its working_dir).
     return ray.init(address=config.address if config.address != "local" else "auto", namespace=config.namespace)

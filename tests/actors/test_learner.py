@@ -1,6 +1,5 @@
 """DeepSpeed learner ranks as Ray actors on gloo, with the real tiny Qwen2.5-VL (slow)."""
 
-import numpy as np
 import pytest
 import ray
 import torch
@@ -8,28 +7,9 @@ from safetensors.torch import load
 
 from actors.learner import LearnerGroup
 from cluster.config import LearnerConfig
-from learners.policy_trainer import MediaItem, TrainSequence
+from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.slow
-
-
-def _batch(model_dir, groups=2, g=3, seed=0):
-    from transformers import AutoProcessor
-
-    from rollout.engine import RolloutRequest, vllm_input
-
-    proc = AutoProcessor.from_pretrained(model_dir)
-    rng = np.random.default_rng(seed)
-    media, seqs = {}, []
-    for k in range(groups):
-        image = rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)
-        text = vllm_input(RolloutRequest(f"p{k}", "image", image=image), proc)["prompt"]
-        prompt = proc(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
-        media[f"p{k}"] = MediaItem("image", image=image)
-        for j in range(g):
-            response = rng.integers(20, 200, size=int(rng.integers(3, 9))).tolist()
-            seqs.append(TrainSequence(f"p{k}", prompt, response, advantage=float(rng.normal())))
-    return seqs, media
 
 
 def _cfg(**kw):
@@ -47,7 +27,7 @@ def _step_and_weights(model_dir, cfg, seqs, media):
 
 
 def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the_same(ray_local, tiny_model_dir):
-    seqs, media = _batch(tiny_model_dir)
+    _, seqs, media = grpo_batch(tiny_model_dir)
     one, w1 = _step_and_weights(tiny_model_dir, _cfg(num_ranks=1), seqs, media)
     two, w2 = _step_and_weights(tiny_model_dir, _cfg(num_ranks=2), seqs, media)
     three, w3 = _step_and_weights(tiny_model_dir, _cfg(num_ranks=2, zero_stage=3), seqs, media)
@@ -66,7 +46,7 @@ def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the
 
 
 def test_sft_step_lowers_the_loss_on_its_batch(ray_local, tiny_model_dir):
-    seqs, media = _batch(tiny_model_dir, seed=1)
+    _, seqs, media = grpo_batch(tiny_model_dir, seed=1)
     group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=2, lr=3e-3, beta=0.0), total_steps=10, max_tokens=8)
     losses = [group.sft_step(seqs, media)["loss"] for _ in range(5)]
     assert losses[-1] < losses[0]
@@ -75,7 +55,7 @@ def test_sft_step_lowers_the_loss_on_its_batch(ray_local, tiny_model_dir):
 
 
 def test_frozen_vision_tower_stays_put_while_the_language_model_trains(ray_local, tiny_model_dir):
-    seqs, media = _batch(tiny_model_dir, seed=2)
+    _, seqs, media = grpo_batch(tiny_model_dir, seed=2)
     cfg = _cfg(num_ranks=1, freeze_vision=True, gradient_checkpointing=True, beta=0.0)
     _, weights = _step_and_weights(tiny_model_dir, cfg, seqs, media)
     original = load(open(f"{tiny_model_dir}/model.safetensors", "rb").read())

@@ -18,7 +18,8 @@ from safetensors.torch import load
 
 from cluster.config import LearnerConfig
 from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
-from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, shard_batch
+from learner_batch import grpo_batch
+from learners.policy_trainer import PolicyTrainer, shard_batch
 
 pytestmark = pytest.mark.gpu
 
@@ -41,25 +42,9 @@ def nccl():
     torch.distributed.destroy_process_group()
 
 
-def _batch(model_dir, groups=2, g=4, seed=0, with_rollout_logprobs=False):
-    from transformers import AutoProcessor
-
-    from rollout.engine import RolloutRequest, vllm_input
-
-    proc = AutoProcessor.from_pretrained(model_dir)
-    rng = np.random.default_rng(seed)
-    media, seqs = {}, []
-    for k in range(groups):
-        image = rng.integers(0, 255, (112, 112, 3), dtype=np.uint8)
-        text = vllm_input(RolloutRequest(f"p{k}", "image", image=image), proc)["prompt"]
-        prompt = proc(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
-        media[f"p{k}"] = MediaItem("image", image=image)
-        for _ in range(g):
-            response = rng.integers(20, 2000, size=int(rng.integers(4, 13))).tolist()
-            logprobs = [-7.6] * len(response) if with_rollout_logprobs else None
-            seqs.append(TrainSequence(f"p{k}", prompt, response, float(rng.normal()), logprobs))
-    return proc, seqs, media
-
+def _batch(model_dir, seed=0, rollout_logprob=None):
+    return grpo_batch(model_dir, g=4, seed=seed, token_range=(20, 2000), length_range=(4, 13),
+                      rollout_logprob=rollout_logprob)
 
 def _scored(proc, seqs, media):
     return [ScoredSequence(s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
@@ -147,7 +132,7 @@ def test_zero2_and_zero3_see_the_same_loss_and_gradient_on_cuda(stepped):
 
 
 def test_grpo_step_with_the_engines_rollout_logprobs_on_cuda(nccl, tiny_model_dir):
-    _, seqs, media = _batch(tiny_model_dir, seed=1, with_rollout_logprobs=True)
+    _, seqs, media = _batch(tiny_model_dir, seed=1, rollout_logprob=-7.6)
     cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=2, dtype="bf16", lr=1e-3, beta=0.0, micro_batch_size=4)
     trainer = PolicyTrainer(str(tiny_model_dir), cfg, total_steps=10)
     metrics = trainer.train_step(shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0])
