@@ -44,6 +44,7 @@ class DataConfig:
     synthetic_dir: str = "~/.cache/qthink/synthetic"
     synthetic_images: int = 540
     synthetic_videos: int = 90
+    synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
     shuffle_seed: int = 0
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor

@@ -52,6 +52,16 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         sft = root / "train_sft.parquet"
         if not sft.exists():
             template_distill(root / "train.parquet", sft)
+        if data.synthetic_sft_images:
+            from rollout.manifest import ManifestFile, write_manifest
+            from rollout.synthetic import build_sft_images
+
+            plus = root / f"train_sft_plus{data.synthetic_sft_images}.parquet"
+            if not plus.exists():
+                extra = build_sft_images(root / f"sft{data.synthetic_sft_images}", data.synthetic_sft_images, cfg.train.seed)
+                template_distill(extra, root / f"sft{data.synthetic_sft_images}.parquet")
+                write_manifest(ManifestFile(sft).rows + ManifestFile(root / f"sft{data.synthetic_sft_images}.parquet").rows, plus)
+            sft = plus
         data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
                                    test=data.test or [str(root / "test.parquet")])
     return dataclasses.replace(cfg, model=model, data=data)
