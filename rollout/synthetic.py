@@ -125,7 +125,7 @@ def _build_images(out_dir: Path, count: int, size: int, seed: int, held_out,
             _draws(sources, IMAGE_DISTORTIONS, count, np.random.default_rng([seed, 0, stream]))):
         rng = np.random.default_rng([seed, 1, i, stream])
         image = distort_image(random_crop(pictures[source], size, rng), distortion, severity, rng)
-        item_id = f"img{stream}x{i:05d}_{source}_{distortion}{severity}" if stream else f"img{i:05d}_{source}_{distortion}{severity}"
+        item_id = f"img{f'{stream}x' if stream else ''}{i:05d}_{source}_{distortion}{severity}"
         Image.fromarray(image).save(out_dir / "images" / f"{item_id}.png")
         rows.append(_row(item_id, "image", f"images/{item_id}.png", source, distortion, severity, held_out))
     return rows

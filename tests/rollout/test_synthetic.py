@@ -8,7 +8,8 @@ import pytest
 from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
 from rollout.manifest import ManifestFile
 from rollout.manifest_check import check_manifest
-from rollout.synthetic import PICTURES, build_synthetic_benchmark, load_picture, random_crop, rank_pairs
+from rollout.synthetic import (PICTURES, build_sft_images, build_synthetic_benchmark, held_out_sources, load_picture,
+                               random_crop, rank_pairs)
 from rollout.synthetic_video import scene_times
 from rollout.video import load_video
 
@@ -98,3 +99,12 @@ def test_rank_pairs_share_one_crop_and_one_distortion_at_two_severities():
     within = [np.mean(layout(images[i]) * layout(images[i + 1])) for i in range(0, 24, 2)]
     across = [np.mean(layout(images[i]) * layout(images[i + 3])) for i in range(0, 21, 2)]
     assert np.median(within) > 0.8 and np.median(within) > np.median(across) + 0.3
+
+
+def test_sft_images_come_from_training_pictures_only_and_are_all_readable(tmp_path):
+    manifest = build_sft_images(tmp_path / "sft", 40, seed=0)
+    report = check_manifest(manifest)
+    rows = ManifestFile(manifest).rows
+    assert len(rows) == 40 and not report.unreadable
+    assert not {r.source for r in rows} & set(held_out_sources(0))
+    assert len({r.id for r in rows}) == 40 and {r.split for r in rows} == {"train"}
