@@ -58,6 +58,9 @@ class Learner:
     def set_base_lr(self, lr: float) -> None:
         self.trainer.set_base_lr(lr)
 
+    def reset_reference(self) -> None:
+        self.trainer.reset_reference()
+
     def weights_ref(self) -> list:
         payload = self.trainer.weights_bytes()
         return [ray.put(payload)] if self.rank == 0 else []
@@ -133,6 +136,9 @@ class LearnerGroup:
 
     def set_base_lr(self, lr: float) -> None:
         self._each("set_base_lr", lr)
+
+    def reset_reference(self) -> None:
+        self._each("reset_reference")
 
     def weights_ref(self) -> ray.ObjectRef:
         return self._each("weights_ref")[0][0]

@@ -156,6 +156,8 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     for stage in stages[stages.index(run.stage):]:
         if stage != run.stage:
             run.stage, run.step = stage, 0
+        if stage == "grpo" and run.step == 0:  # KL towards the model GRPO starts from (the SFT one)
+            run.learner.reset_reference()
         {"sft": sft_stage, "grpo": grpo_stage}[stage](run)
         if f"after-{stage}" not in run.evals:
             run.evaluate(f"after-{stage}")

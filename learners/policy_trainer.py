@@ -10,6 +10,7 @@ have a different micro-batch count; every rank must run the same count (the driv
 from __future__ import annotations
 
 import copy
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from cluster.config import LearnerConfig  # dataclass only
 from learners.deepspeed_setup import build_engine
 from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
-from learners.weights import full_state_dict, safetensors_bytes
+from learners.weights import full_state_dict, gathered, safetensors_bytes
 
 
 @dataclass
@@ -140,6 +141,18 @@ class PolicyTrainer:
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return sums
 
+    @torch.no_grad()
+    def reset_reference(self) -> None:
+        """The KL anchor becomes the current policy. GRPO after SFT must regularise towards the SFT model
+        (Q-Ponder's stage 2 loads the cold-start checkpoint as its reference), not towards the weights the
+        run started from: a random tiny model's KL to its SFT self is ~6 nats/token (measured) and beta > 0
+        then drags GRPO back to noise. Every rank calls it (each ZeRO-3 gather is a collective)."""
+        if self.ref is None:
+            return
+        for ref_param, param in zip(self.ref.parameters(), self.engine.module.parameters()):
+            with gathered(param, self.cfg.zero_stage):
+                ref_param.copy_(param)
+
     def set_base_lr(self, lr: float) -> None:
         """Stages train at their own rate (SFT vs GRPO); the warmup/schedule factor carries on."""
         scheduler = self.engine.lr_scheduler
@@ -179,9 +192,18 @@ class PolicyTrainer:
         """Model, optimizer, scheduler and every RNG this rank uses (restored bit-for-bit on resume)."""
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng})
+        if self.ref is not None and torch.distributed.get_rank() == 0:  # it may differ from the start weights
+            from safetensors.torch import save_model
+
+            save_model(self.ref, f"{ckpt_dir}/{tag}/reference.safetensors")
 
     def load_state(self, ckpt_dir: str, tag: str) -> None:
         _, client = self.engine.load_checkpoint(ckpt_dir, tag=tag)
+        reference = f"{ckpt_dir}/{tag}/reference.safetensors"
+        if self.ref is not None and os.path.exists(reference):
+            from safetensors.torch import load_model
+
+            load_model(self.ref, reference, device=str(self.engine.device))
         rng = client["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])

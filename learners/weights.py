@@ -21,6 +21,15 @@ def checkpoint_name(name: str) -> str:
     return name
 
 
+def gathered(param: torch.nn.Parameter, zero_stage: int):
+    """A context in which `param` is whole. Under ZeRO-3 it is a collective: every rank must enter it."""
+    if zero_stage != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters([param], modifier_rank=None)
+
+
 def full_state_dict(module: torch.nn.Module, zero_stage: int, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Every parameter and buffer, whole, in checkpoint names. Under ZeRO-3 every rank must call this
     (each gather is a collective); the result is the same on every rank."""
@@ -30,12 +39,7 @@ def full_state_dict(module: torch.nn.Module, zero_stage: int, dtype: torch.dtype
     for name, param in module.named_parameters():
         if tied and name == "lm_head.weight":
             continue
-        gather = contextlib.nullcontext()
-        if zero_stage == 3:
-            import deepspeed
-
-            gather = deepspeed.zero.GatheredParameters([param], modifier_rank=None)
-        with gather:
+        with gathered(param, zero_stage):
             t = param.detach().clone()
         out[checkpoint_name(name)] = t.to(dtype) if dtype is not None else t
     return out

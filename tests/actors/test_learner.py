@@ -64,3 +64,26 @@ def test_frozen_vision_tower_stays_put_while_the_language_model_trains(ray_local
     assert vision and language
     assert all(torch.equal(weights[k], original[k]) for k in vision)
     assert any(not torch.equal(weights[k], original[k]) for k in language)
+
+
+@pytest.mark.parametrize("ranks,zero_stage", [(1, 2), (2, 3)])
+def test_reference_reset_anchors_kl_at_the_current_policy_and_survives_a_checkpoint(
+        ray_local, tiny_model_dir, tmp_path, ranks, zero_stage):
+    _, seqs, media = grpo_batch(tiny_model_dir, seed=3)
+    cfg = _cfg(num_ranks=ranks, zero_stage=zero_stage, lr=3e-3)
+    group = LearnerGroup(str(tiny_model_dir), cfg, total_steps=10, max_tokens=8)
+    for _ in range(3):
+        group.sft_step(seqs, media)  # the policy leaves the start weights, as SFT before GRPO does
+    assert group.train_step(seqs, media)["kl"] > 1e-3  # still anchored at the start weights
+    group.reset_reference()
+    assert group.train_step(seqs, media)["kl"] < 1e-7  # the reference IS the policy the step started from
+    group.save_state(str(tmp_path), "learner")
+    expected = group.train_step(seqs, media)["kl"]
+    for r in group.ranks:  # free their CPUs for the resumed ranks
+        ray.kill(r)
+    resumed = LearnerGroup(str(tiny_model_dir), cfg, total_steps=10, max_tokens=8)
+    resumed.load_state(str(tmp_path), "learner")
+    assert expected > 1e-6
+    assert resumed.train_step(seqs, media)["kl"] == pytest.approx(expected, rel=1e-4)
+    for r in resumed.ranks:
+        ray.kill(r)
