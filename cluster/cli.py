@@ -10,6 +10,13 @@ from cluster.config import ConfigError, config_to_yaml, load_config
 
 
 def _make_tiny_model(args) -> int:
+    if args.vision_pretrain_steps:
+        from learners.vision_pretrain import ensure_pretrained_tiny
+
+        out = ensure_pretrained_tiny(args.out, args.seed, args.shape, args.vision_pretrain_steps, args.data_seed)
+        print(f"wrote {args.shape} Qwen2.5-VL (seed {args.seed}), vision tower pre-trained "
+              f"{args.vision_pretrain_steps} steps (curve: {out / 'vision_pretrain.json'}), to {out}")
+        return 0
     from rollout.tiny_model import make_tiny_model
 
     out = make_tiny_model(args.out, seed=args.seed, shape=args.shape)
@@ -121,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output model dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="tiny", choices=["tiny", "small", "3b"])
+    p.add_argument("--vision-pretrain-steps", type=int, default=0,
+                   help="pre-train the vision tower on distortion-ranked pairs (what the demo starts from)")
+    p.add_argument("--data-seed", type=int, default=0, help="synthetic benchmark whose training pictures it uses")
     p.set_defaults(func=_make_tiny_model)
 
     p = sub.add_parser("train", help="SFT cold start + GRPO on Ray (no --config: the embedded CPU demo)")

@@ -28,6 +28,9 @@ class ModelConfig:
     tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
     tiny_size: str = "tiny"
     tiny_seed: int = 0
+    # > 0: the tiny model's vision tower is first pre-trained this many steps on distortion-ranked pairs of
+    # the synthetic training pictures (learners/vision_pretrain.py), the demo's stand-in for a pretrained VLM
+    tiny_vision_pretrain_steps: int = 0
     dtype: str = "float32"
 
 
@@ -41,6 +44,7 @@ class DataConfig:
     synthetic_dir: str = "~/.cache/qthink/synthetic"
     synthetic_images: int = 540
     synthetic_videos: int = 90
+    synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
     shuffle_seed: int = 0
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor

@@ -32,7 +32,15 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
     if not model.path:
         # one folder per (shape, seed): switching shapes must not rebuild, or race on, one shared folder
         folder = Path(model.tiny_dir).expanduser() / f"{model.tiny_size}-seed{model.tiny_seed}"
-        model = dataclasses.replace(model, path=str(ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)))
+        steps = model.tiny_vision_pretrain_steps
+        if steps:
+            from learners.vision_pretrain import ensure_pretrained_tiny
+
+            path = ensure_pretrained_tiny(f"{folder}-rank{steps}-data{cfg.train.seed}", model.tiny_seed,
+                                          model.tiny_size, steps, cfg.train.seed)
+        else:
+            path = ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)
+        model = dataclasses.replace(model, path=str(path))
     if not data.train:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
@@ -44,6 +52,16 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         sft = root / "train_sft.parquet"
         if not sft.exists():
             template_distill(root / "train.parquet", sft)
+        if data.synthetic_sft_images:
+            from rollout.manifest import ManifestFile, write_manifest
+            from rollout.synthetic import build_sft_images
+
+            plus = root / f"train_sft_plus{data.synthetic_sft_images}.parquet"
+            if not plus.exists():
+                extra = build_sft_images(root / f"sft{data.synthetic_sft_images}", data.synthetic_sft_images, cfg.train.seed)
+                template_distill(extra, root / f"sft{data.synthetic_sft_images}.parquet")
+                write_manifest(ManifestFile(sft).rows + ManifestFile(root / f"sft{data.synthetic_sft_images}.parquet").rows, plus)
+            sft = plus
         data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
                                    test=data.test or [str(root / "test.parquet")])
     return dataclasses.replace(cfg, model=model, data=data)

@@ -82,6 +82,24 @@ def random_crop(picture: np.ndarray, size: int, rng: np.random.Generator) -> np.
     return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
 
 
+def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int,
+               rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+    """`pairs` RankIQA-style pairs (Liu et al., 2017): ONE random crop under one distortion type at two
+    different severities. Returns 2 * pairs images (pair k at 2k, 2k + 1) and their MOS.
+
+    Inside a pair the content is identical, so only the distortion tells the two images apart — the signal
+    a tiny vision tower otherwise drowns in content (learners/vision_pretrain.py).
+    """
+    images, mos = [], []
+    for _ in range(pairs):
+        crop = random_crop(pictures[rng.integers(len(pictures))], size, rng)
+        distortion = IMAGE_DISTORTIONS[rng.integers(len(IMAGE_DISTORTIONS))]
+        for severity in rng.choice(SEVERITIES, size=2, replace=False):
+            images.append(distort_image(crop, distortion, int(severity), rng))
+            mos.append(synthetic_mos(distortion, int(severity)))
+    return images, np.asarray(mos, dtype=np.float32)
+
+
 def _draws(sources: tuple[str, ...], distortions: tuple[str, ...], count: int,
            rng: np.random.Generator) -> list[tuple[str, str, int]]:
     """`count` (source, distortion, severity) triples: all combinations in a seeded order, repeated as needed."""
@@ -98,15 +116,16 @@ def _row(item_id: str, media_type: str, uri: str, source: str, distortion: str, 
                        distortion=distortion, severity=severity, source=source)
 
 
-def _build_images(out_dir: Path, count: int, size: int, seed: int, held_out) -> list[ManifestRow]:
+def _build_images(out_dir: Path, count: int, size: int, seed: int, held_out,
+                  sources: tuple[str, ...] = PICTURES, stream: int = 0) -> list[ManifestRow]:
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    pictures = {name: load_picture(name) for name in PICTURES}
+    pictures = {name: load_picture(name) for name in sources}
     rows = []
     for i, (source, distortion, severity) in enumerate(
-            _draws(PICTURES, IMAGE_DISTORTIONS, count, np.random.default_rng([seed, 0]))):
-        rng = np.random.default_rng([seed, 1, i])
+            _draws(sources, IMAGE_DISTORTIONS, count, np.random.default_rng([seed, 0, stream]))):
+        rng = np.random.default_rng([seed, 1, i, stream])
         image = distort_image(random_crop(pictures[source], size, rng), distortion, severity, rng)
-        item_id = f"img{i:05d}_{source}_{distortion}{severity}"
+        item_id = f"img{f'{stream}x' if stream else ''}{i:05d}_{source}_{distortion}{severity}"
         Image.fromarray(image).save(out_dir / "images" / f"{item_id}.png")
         rows.append(_row(item_id, "image", f"images/{item_id}.png", source, distortion, severity, held_out))
     return rows
@@ -157,3 +176,14 @@ def build_synthetic_benchmark(out_dir: str | Path, images: int = 540, videos: in
                  dict(images=images, videos=videos, seed=seed, image_size=image_size, video_size=video_size,
                       video_frames=video_frames, video_fps=video_fps), PICTURES, SHAPE_SCENES)
     return benchmark
+
+
+def build_sft_images(out_dir: str | Path, count: int, seed: int = 0, size: int = 112) -> Path:
+    """`count` more images of the TRAINING pictures only (new crops, every distortion x severity), for SFT
+    rows that are seen about once each; returns their manifest."""
+    out_dir = Path(out_dir)
+    held_out = held_out_sources(seed)
+    sources = tuple(p for p in PICTURES if p not in held_out)
+    rows = _build_images(out_dir, count, size, seed, held_out, sources=sources, stream=1)
+    write_manifest(rows, out_dir / "manifest.parquet")
+    return out_dir / "manifest.parquet"

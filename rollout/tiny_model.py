@@ -153,18 +153,19 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> 
     )
     model.save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)
-    (out / "qthink_tiny.json").write_text(json.dumps(_marker(shape, seed), sort_keys=True))
+    (out / "qthink_tiny.json").write_text(json.dumps(tiny_marker(shape, seed), sort_keys=True))
     return out
 
 
-def _marker(shape: str, seed: int) -> dict:
-    return {"shape": shape, "seed": seed, "builder": BUILDER_VERSION}
+def tiny_marker(shape: str, seed: int, **extra) -> dict:
+    """What a cached model dir was built from (`qthink_tiny.json`); `extra` names any training on top."""
+    return {"shape": shape, "seed": seed, "builder": BUILDER_VERSION, **extra}
 
 
 def ensure_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> Path:
     """Reuse a previously built tiny model of the same (shape, seed); build it otherwise."""
     out = Path(out_dir).expanduser()
     marker = out / "qthink_tiny.json"
-    if marker.exists() and json.loads(marker.read_text()) == _marker(shape, seed):
+    if marker.exists() and json.loads(marker.read_text()) == tiny_marker(shape, seed):
         return out
     return make_tiny_model(out, seed=seed, shape=shape)

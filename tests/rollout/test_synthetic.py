@@ -8,7 +8,8 @@ import pytest
 from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
 from rollout.manifest import ManifestFile
 from rollout.manifest_check import check_manifest
-from rollout.synthetic import PICTURES, build_synthetic_benchmark, load_picture, random_crop
+from rollout.synthetic import (PICTURES, build_sft_images, build_synthetic_benchmark, held_out_sources, load_picture,
+                               random_crop, rank_pairs)
 from rollout.synthetic_video import scene_times
 from rollout.video import load_video
 
@@ -80,3 +81,30 @@ def test_temporal_defects_freeze_or_skip_scene_time():
     assert (np.diff(stutter) == 0).sum() >= 3 and stutter[0] == 0  # frozen frames repeat the previous time
     drop = np.diff(scene_times("frame_drop", 5, 16, rng))
     assert (drop > 2.5 * drop.min()).sum() >= 3  # a few jumps far bigger than the ordinary step
+
+
+def test_rank_pairs_share_one_crop_and_one_distortion_at_two_severities():
+    pictures = [load_picture(name) for name in ("camera", "coffee", "astronaut")]
+    images, mos = rank_pairs(pictures, 12, 56, np.random.default_rng(0))
+    assert len(images) == 24 and mos.shape == (24,) and images[0].shape == (56, 56, 3)
+    levels = {d: {synthetic_mos(d, s) for s in SEVERITIES} for d in IMAGE_DISTORTIONS}
+    for a, b in zip(mos[0::2], mos[1::2]):
+        assert a != b
+        assert any({round(float(a), 4), round(float(b), 4)} <= v for v in levels.values())
+
+    def layout(image):  # coarse luminance pattern: the content, mostly untouched by any one distortion
+        grey = image.astype(np.float32).mean(-1).reshape(7, 8, 7, 8).mean((1, 3)).ravel()
+        return (grey - grey.mean()) / (grey.std() + 1e-6)
+
+    within = [np.mean(layout(images[i]) * layout(images[i + 1])) for i in range(0, 24, 2)]
+    across = [np.mean(layout(images[i]) * layout(images[i + 3])) for i in range(0, 21, 2)]
+    assert np.median(within) > 0.8 and np.median(within) > np.median(across) + 0.3
+
+
+def test_sft_images_come_from_training_pictures_only_and_are_all_readable(tmp_path):
+    manifest = build_sft_images(tmp_path / "sft", 40, seed=0)
+    report = check_manifest(manifest)
+    rows = ManifestFile(manifest).rows
+    assert len(rows) == 40 and not report.unreadable
+    assert not {r.source for r in rows} & set(held_out_sources(0))
+    assert len({r.id for r in rows}) == 40 and {r.split for r in rows} == {"train"}
