@@ -37,7 +37,7 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
             from learners.vision_pretrain import ensure_pretrained_tiny
 
             path = ensure_pretrained_tiny(f"{folder}-rank{steps}-data{cfg.train.seed}", model.tiny_seed,
-                                          model.tiny_size, steps, cfg.train.seed)
+                                          model.tiny_size, steps, cfg.train.seed, progress=cfg.logging.progress_bar)
         else:
             path = ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)
         model = dataclasses.replace(model, path=str(path))

@@ -38,7 +38,8 @@ def pair_loss(pred: torch.Tensor, mos: torch.Tensor) -> tuple[torch.Tensor, torc
     return loss, (sign * gap > 0).float().mean()
 
 
-def pretrain_vision_tower(model, processor, sample_pairs, steps: int, lr: float = 1e-3) -> list[dict]:
+def pretrain_vision_tower(model, processor, sample_pairs, steps: int, lr: float = 1e-3,
+                          progress: bool = True) -> list[dict]:
     """Train `model.model.visual` for `steps` steps on `sample_pairs()` -> (images, mos); returns the curve."""
     from tqdm import tqdm
 
@@ -46,7 +47,7 @@ def pretrain_vision_tower(model, processor, sample_pairs, steps: int, lr: float 
     head = torch.nn.Linear(model.config.text_config.hidden_size, 1)
     optimizer = torch.optim.AdamW([*visual.parameters(), *head.parameters()], lr=lr)
     curve, window = [], []
-    bar = tqdm(range(1, steps + 1), desc="vision pre-training", dynamic_ncols=True)
+    bar = tqdm(range(1, steps + 1), desc="vision pre-training", dynamic_ncols=True, disable=not progress)
     for step in bar:
         images, mos = sample_pairs()
         inputs = processor.image_processor(images=images, return_tensors="pt")
@@ -65,7 +66,8 @@ def pretrain_vision_tower(model, processor, sample_pairs, steps: int, lr: float 
     return curve
 
 
-def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: int, data_seed: int) -> Path:
+def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: int, data_seed: int,
+                           progress: bool = True) -> Path:
     """The tiny model of (shape, seed) with its vision tower pre-trained for `steps` on the training-split
     pictures of the synthetic benchmark of `data_seed`; built once, then reused from `out_dir`."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
@@ -86,7 +88,8 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     pictures = [load_picture(name) for name in sources]
     rng = np.random.default_rng([seed, data_seed, 7])
     started = time.perf_counter()
-    curve = pretrain_vision_tower(model, processor, lambda: rank_pairs(pictures, PAIRS_PER_STEP, 112, rng), steps)
+    curve = pretrain_vision_tower(model, processor, lambda: rank_pairs(pictures, PAIRS_PER_STEP, 112, rng), steps,
+                                  progress=progress)
     model.save_pretrained(out)
     (out / "vision_pretrain.json").write_text(json.dumps(
         {"sources": sources, "steps": steps, "seconds": round(time.perf_counter() - started, 1), "curve": curve}, indent=1))
