@@ -56,11 +56,11 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
             from rollout.manifest import ManifestFile, write_manifest
             from rollout.synthetic import build_sft_images
 
-            plus = root / f"train_sft_plus{data.synthetic_sft_images}.parquet"
+            count = data.synthetic_sft_images
+            plus, extra_sft = root / f"train_sft_plus{count}.parquet", root / f"sft{count}.parquet"
             if not plus.exists():
-                extra = build_sft_images(root / f"sft{data.synthetic_sft_images}", data.synthetic_sft_images, cfg.train.seed)
-                template_distill(extra, root / f"sft{data.synthetic_sft_images}.parquet")
-                write_manifest(ManifestFile(sft).rows + ManifestFile(root / f"sft{data.synthetic_sft_images}.parquet").rows, plus)
+                template_distill(build_sft_images(root / f"sft{count}", count, cfg.train.seed), extra_sft)
+                write_manifest(ManifestFile(sft).rows + ManifestFile(extra_sft).rows, plus)
             sft = plus
         data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
                                    test=data.test or [str(root / "test.parquet")])
