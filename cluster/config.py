@@ -271,6 +271,17 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return _build(QThinkConfig, tree)
 
 
+def check_stages(config: QThinkConfig) -> None:
+    """Fail before any role starts: an unknown stage or an SFT stage without SFT data would otherwise
+    surface minutes later, after Ray, the engines and the learner ranks are up."""
+    stages = config.train.stages
+    if not stages or len(set(stages)) != len(stages) or not set(stages) <= {"sft", "grpo"}:
+        raise ConfigError(f"train.stages: expected a non-empty list of distinct stages from [sft, grpo], got {stages}")
+    if "sft" in stages and config.data.train and not config.data.sft:
+        raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
+                          "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
+
+
 def config_to_yaml(config: QThinkConfig) -> str:
     return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)
 

@@ -66,3 +66,29 @@ def test_cli_help_lists_the_commands_that_exist():
     for name in sub.choices:  # every listed command answers its own --help
         h = subprocess.run([sys.executable, "-m", "cluster.cli", name, "--help"], capture_output=True)
         assert h.returncode == 0, name
+
+
+@pytest.mark.parametrize(
+    "overrides, says",
+    [
+        (["data.train=/data/train.parquet"], "data.sft is not set"),
+        (["train.stages=[sft, rl]"], "train.stages"),
+        (["train.stages=[grpo, grpo]"], "train.stages"),
+        (["train.stages=[]"], "train.stages"),
+    ],
+)
+def test_train_rejects_stages_it_cannot_run_before_starting_anything(tmp_path, overrides, says):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "cluster.cli", "train", f"train.output_dir={out}", *overrides],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert says in r.stderr
+    assert not out.exists()  # nothing was started or written
+
+
+def test_stages_with_their_data_pass_the_check():
+    from cluster.config import check_stages
+
+    check_stages(load_config(None, []))  # the demo: SFT data is made for it
+    check_stages(load_config(None, ["data.train=/t.parquet", "data.sft=/s.parquet"]))
+    check_stages(load_config(None, ["data.train=/t.parquet", "train.stages=[grpo]"]))
