@@ -108,8 +108,11 @@ class Run:
     def sync_weights(self) -> float:
         return self.rollout.broadcast_weights(self.learner.weights_ref(), version=self.version)
 
-    def evaluate(self, name: str) -> dict:
+    def evaluate(self, name: str) -> dict | None:
         c = self.cfg
+        if not c.data.test:  # recorded as not measured: an SRCC of 0 here would read as a measurement
+            self.evals[name] = {}
+            return None
         report = evaluate(self.rollout, c.data.test, c, c.train.eval_samples, limit=c.train.eval_limit)
         write_report(report, self.out / "eval" / f"{name}.json", self.out / "eval" / f"{name}.png", name)
         self.log.save_samples(name, report["items"][:32])
@@ -178,9 +181,11 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
 
 
 def summary_table(evals: dict) -> str:
+    if not any(evals.values()):
+        return "held-out: not evaluated (data.test is empty)"
     lines = [f"{'held-out':<16}{'SRCC':>8}{'PLCC':>8}{'parse fail':>12}"]
     for name in ["untrained"] + [k for k in evals if k.startswith("after-")]:
-        if name in evals:
+        if evals.get(name):
             e = evals[name]
             lines.append(f"{name:<16}{e['srcc']:>8.3f}{e['plcc_logistic']:>8.3f}{e['parse_failure_rate']:>12.1%}")
     return "\n".join(lines)
