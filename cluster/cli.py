@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cluster.config import ConfigError, config_to_yaml, load_config
+from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
 
 
 def _make_tiny_model(args) -> int:
@@ -81,6 +81,7 @@ def _eval(args) -> int:
     from cluster.ray_cluster import init_ray
 
     cfg = load_config(args.config, args.overrides)
+    check_inputs(args.model, args.data)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
     report = evaluate(pool, args.data, cfg, args.samples)
@@ -94,6 +95,7 @@ def _eval(args) -> int:
 def _distill(args) -> int:
     from cluster.distill import teacher_distill, template_distill
 
+    check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
         stats = template_distill(args.data, args.out)
     else:

@@ -8,6 +8,7 @@ its own folder. Unknown keys and wrong types fail with the dotted name of the of
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -271,15 +272,27 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return _build(QThinkConfig, tree)
 
 
-def check_stages(config: QThinkConfig) -> None:
-    """Fail before any role starts: an unknown stage or an SFT stage without SFT data would otherwise
-    surface minutes later, after Ray, the engines and the learner ranks are up."""
+def check_inputs(model: str = "", manifests: typing.Sequence[str] = ()) -> None:
+    """Fail before any role starts, naming what is missing: otherwise a wrong path surfaces as a library
+    traceback (a model path read as a hub repo id) after Ray and the engines are up."""
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not Path(model).exists()  # "Qwen/Qwen2.5-VL-7B-Instruct"
+    if model and not hub_id and not (Path(model).expanduser() / "config.json").is_file():
+        raise ConfigError(f"model {model!r}: not a model directory (no config.json there)")
+    for path in manifests:
+        if not Path(path).expanduser().is_file():
+            raise ConfigError(f"data: manifest {path!r} does not exist")
+
+
+def check_train_config(config: QThinkConfig) -> None:
+    """What `qthink train` needs before it starts anything: stages it can run, and the inputs they read."""
     stages = config.train.stages
     if not stages or len(set(stages)) != len(stages) or not set(stages) <= {"sft", "grpo"}:
         raise ConfigError(f"train.stages: expected a non-empty list of distinct stages from [sft, grpo], got {stages}")
     if "sft" in stages and config.data.train and not config.data.sft:
         raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
                           "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
+    data = config.data
+    check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
 
 
 def config_to_yaml(config: QThinkConfig) -> str:

@@ -16,7 +16,7 @@ import ray
 
 from cluster import placement
 from cluster.checkpoint import CheckpointStore
-from cluster.config import QThinkConfig, check_stages, config_to_yaml, save_resolved
+from cluster.config import QThinkConfig, check_train_config, config_to_yaml, save_resolved
 from cluster.evaluation import evaluate, media_options, write_report
 from cluster.ray_cluster import init_ray
 from cluster.run_log import RunLog, plot_curves
@@ -151,7 +151,7 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     from cluster.grpo import grpo_stage
     from cluster.sft import sft_stage
 
-    check_stages(cfg)
+    check_train_config(cfg)
     cfg = prepare_embedded_defaults(cfg)
     run = Run(cfg, resume)
     stages = cfg.train.stages
