@@ -124,6 +124,9 @@ class TrainConfig:
     eval_temperature: float | None = None  # of those N samples; None: rollout.temperature (verl's val_kwargs)
     save_every: int = 10
     keep_last: int = 2
+    # empty: <output_dir>/checkpoints; else a folder or a pyarrow filesystem URI (s3://, gs://, hdfs://,
+    # file://) that every node can reach, as Ray Train's storage_path
+    checkpoint_dir: str = ""
 
 
 @dataclass

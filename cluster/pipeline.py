@@ -89,10 +89,12 @@ class Run:
         self.rollout = placement.rollout_pool(cfg, self.model_dir)
         self.learner = placement.learner_group(cfg, self.model_dir, total)
         self.rewards = placement.reward_pool(cfg)
-        self.store = CheckpointStore(str(self.out / "checkpoints"), cfg.train.keep_last)
+        self.store = CheckpointStore(cfg.train.checkpoint_dir or str(self.out / "checkpoints"), cfg.train.keep_last)
         self.stage, self.step, self.version, self.evals = cfg.train.stages[0], 0, 0, {}
         self.global_step = 0
         latest = self.store.latest() if resume else None
+        if resume and latest is None:
+            print(f"--resume: no complete checkpoint under {self.store.root}: starting from the beginning")
         if latest is not None:
             state = self.store.load(latest, lambda d: self.learner.load_state(d, "learner"))
             self.stage, self.step, self.version, self.evals = state["stage"], state["step"], state["version"], state["evals"]

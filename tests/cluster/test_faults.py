@@ -78,11 +78,11 @@ def completes_like_fault_free(proc, out, fault_free) -> None:
     assert not left_behind(proc.pid)
 
 
-def resume_matches_fault_free(start, args, out, fault_free) -> None:
+def resume_matches_fault_free(start, args, out, fault_free, checkpoints=None) -> None:
     """After a run that died in grpo step 4: `--resume` goes on from the checkpoint after step 2, redoes
     step 3 (the first attempt's record of it stays) and ends like the fault-free run."""
     first = records(out, "batches.jsonl")
-    state = json.loads(sorted((out / "checkpoints").glob("step_*/driver_state.json"))[-1].read_text())
+    state = json.loads(sorted((checkpoints or out / "checkpoints").glob("step_*/driver_state.json"))[-1].read_text())
     assert (state["stage"], state["step"]) == ("grpo", 2) and first[-1]["step"] >= 3
     resumed = start("train", *args, "--resume")
     log, _ = resumed.communicate(timeout=900)
@@ -138,11 +138,13 @@ def test_dead_learner_rank_or_rollout_worker_at_sync_fails_the_run_clearly_and_r
 
 
 def test_killed_driver_resumes_at_the_checkpoints_next_step_with_the_same_data(tmp_path, shared, start, fault_free):
-    out = tmp_path / "run"
-    args = train_args(out, shared, grpo_steps=STEPS)
+    out, checkpoints = tmp_path / "run", tmp_path / "shared-storage" / "ckpt"
+    # checkpoints go to a filesystem URI apart from the run's folder, as shared storage on a cluster
+    args = [*train_args(out, shared, grpo_steps=STEPS), f"train.checkpoint_dir=file://{checkpoints}"]
     proc = start("train", *args)
     wait_for_step(proc, out, 3)  # the checkpoint after grpo step 2 is complete; step 3 will be lost
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, Ray's head processes and the rest of its group
     proc.wait()
     assert not left_behind(proc.pid)  # the actors stop once their head is gone
-    resume_matches_fault_free(start, args, out, fault_free)
+    assert not (out / "checkpoints").exists()
+    resume_matches_fault_free(start, args, out, fault_free, checkpoints)
