@@ -97,7 +97,7 @@ def _distill(args) -> int:
 
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
-        stats = template_distill(args.data, args.out)
+        stats = template_distill(args.data, args.out, load_config(args.config, args.overrides).data.template_teacher)
     else:
         stats = teacher_distill(args.teacher, args.data, args.out, load_config(args.config, args.overrides),
                                 tolerance=args.tolerance, samples=args.samples)
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("distill", help="SFT reasoning data from a teacher (kept when its score is near the MOS)")
-    p.add_argument("--teacher", required=True, help="teacher model dir, or 'template' for the synthetic set")
+    p.add_argument("--teacher", required=True, help="teacher model dir, or 'template' for the synthetic set "
+                   "(data.template_teacher=misreading|exact picks which)")
     p.add_argument("--data", required=True, help="input manifest")
     p.add_argument("--out", required=True, help="output manifest with a reasoning column")
     p.add_argument("--tolerance", type=float, default=0.5)

@@ -46,6 +46,7 @@ class DataConfig:
     synthetic_images: int = 540
     synthetic_videos: int = 90
     synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
+    template_teacher: str = "misreading"  # the demo's SFT teacher: misreading | exact (rollout/template_teacher.py)
     shuffle_seed: int = 0
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
@@ -295,6 +296,10 @@ def check_train_config(config: QThinkConfig) -> None:
         raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
                           "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
     data = config.data
+    from rollout.template_teacher import TEACHERS
+
+    if data.template_teacher not in TEACHERS:
+        raise ConfigError(f"data.template_teacher: expected one of {list(TEACHERS)}, got {data.template_teacher!r}")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rollout.manifest import ManifestFile, ManifestRow, write_manifest
-from rollout.template_teacher import template_reasoning
+from rollout.template_teacher import teacher_reasoning
 
 
 def _relocated(manifest: ManifestFile, index: int, row: ManifestRow, out_dir: Path) -> ManifestRow:
@@ -25,13 +25,15 @@ def _relocated(manifest: ManifestFile, index: int, row: ManifestRow, out_dir: Pa
     return dataclasses.replace(row, uri=os.path.relpath(source, out_dir))
 
 
-def template_distill(in_path: str | Path, out_path: str | Path) -> dict:
+def template_distill(in_path: str | Path, out_path: str | Path, teacher: str = "misreading") -> dict:
+    """Every row kept: the misreading teacher's error is systematic, a tolerance filter would only drop
+    whole distortion types."""
     manifest, out_dir = ManifestFile(in_path), Path(out_path).resolve().parent
     rows = [dataclasses.replace(_relocated(manifest, i, r, out_dir),
-                                reasoning=template_reasoning(r.distortion, r.severity, r.mos, r.media_type))
+                                reasoning=teacher_reasoning(teacher, r.distortion, r.severity, r.mos, r.media_type))
             for i, r in enumerate(manifest.rows)]
     write_manifest(rows, out_path)
-    return {"rows": len(rows), "kept": len(rows), "teacher": "template (synthetic distortion labels)"}
+    return {"rows": len(rows), "kept": len(rows), "teacher": f"template, {teacher} (synthetic distortion labels)"}
 
 
 def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path, cfg, tolerance: float = 0.5,

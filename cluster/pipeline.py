@@ -49,17 +49,22 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         if not (root / "test.parquet").exists():
             build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
                                       seed=cfg.train.seed)
-        sft = root / "train_sft.parquet"
+        teacher = data.template_teacher
+        tag = "" if teacher == "exact" else f"-{teacher}"  # the exact teacher's files keep their first names
+        sft = root / f"train_sft{tag}.parquet"
         if not sft.exists():
-            template_distill(root / "train.parquet", sft)
+            template_distill(root / "train.parquet", sft, teacher)
         if data.synthetic_sft_images:
             from rollout.manifest import ManifestFile, write_manifest
             from rollout.synthetic import build_sft_images
 
             count = data.synthetic_sft_images
-            plus, extra_sft = root / f"train_sft_plus{count}.parquet", root / f"sft{count}.parquet"
+            plus, extra_sft = root / f"train_sft{tag}_plus{count}.parquet", root / f"sft{count}{tag}.parquet"
             if not plus.exists():
-                template_distill(build_sft_images(root / f"sft{count}", count, cfg.train.seed), extra_sft)
+                images = root / f"sft{count}" / "manifest.parquet"  # written last: there = complete
+                if not images.exists():
+                    build_sft_images(root / f"sft{count}", count, cfg.train.seed)
+                template_distill(images, extra_sft, teacher)
                 write_manifest(ManifestFile(sft).rows + ManifestFile(extra_sft).rows, plus)
             sft = plus
         data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
