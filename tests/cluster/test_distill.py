@@ -1,0 +1,68 @@
+"""`qthink distill`: the template teachers on a synthetic set, and a VLM teacher (the tiny model) served by
+a real vLLM rollout worker, whose kept rows must lie within the tolerance of their MOS."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rewards import get_preset
+from rollout.distortions import synthetic_mos
+from rollout.manifest import ManifestFile, ManifestReader
+from rollout.synthetic import build_synthetic_benchmark
+from rollout.template_teacher import MISREAD_LEVELS, STRENGTH
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return build_synthetic_benchmark(tmp_path_factory.mktemp("synth"), images=60, videos=4, seed=0)
+
+
+def _qthink(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _answers(rows):
+    return get_preset("qthink").parse([r.reasoning for r in rows])
+
+
+@pytest.mark.parametrize("teacher", ["exact", "misreading"])
+def test_template_teacher_writes_every_row_with_media_readable_from_the_output_folder(synth, tmp_path, teacher):
+    out = tmp_path / "sub" / "sft.parquet"
+    r = _qthink("distill", "--teacher", "template", "--data", str(synth.train_manifest), "--out", str(out),
+                f"data.template_teacher={teacher}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows, source = ManifestFile(out).rows, ManifestFile(synth.train_manifest).rows
+    assert [x.id for x in rows] == [x.id for x in source] and all(x.reasoning for x in rows)
+    answers = _answers(rows)
+    assert not answers.failed.any()
+    for row, answer in zip(rows, answers.pred):
+        level = row.severity
+        if teacher == "misreading" and row.distortion in MISREAD_LEVELS:
+            level = min(5, max(1, level + MISREAD_LEVELS[row.distortion]))
+        assert row.reasoning.startswith(f"<think>{STRENGTH[level]} "), row.reasoning
+        assert answer == pytest.approx(synthetic_mos(row.distortion, level), abs=0.005)
+    if teacher == "misreading":  # some rows really are misread
+        assert any(abs(a - x.mos) > 0.3 for a, x in zip(answers.pred, rows))
+    reader = ManifestReader(out, shuffle=False)  # media paths were rewritten relative to the new folder
+    assert sum(1 for _ in reader.iter_epoch()) == len(rows) and reader.skipped == 0
+
+
+@pytest.mark.slow
+def test_vlm_teacher_keeps_only_answers_within_tolerance_and_counts_the_rest(synth, tmp_path):
+    from rollout.tiny_model import ensure_tiny_model
+
+    model = ensure_tiny_model(tmp_path / "tiny", seed=0)
+    out = tmp_path / "sft.parquet"
+    r = _qthink("distill", "--teacher", str(model), "--data", str(synth.test_manifest), "--out", str(out),
+                "--tolerance", "1.0", "--samples", "4", "rollout.max_tokens=40", "data.prompt_style=short")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stats = json.loads(r.stdout.strip().splitlines()[-1])
+    kept = ManifestFile(out).rows
+    assert stats["rows"] == len(ManifestFile(synth.test_manifest).rows)
+    assert 0 < stats["kept"] == len(kept) and stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"]
+    answers = _answers(kept)
+    assert not answers.failed.any()
+    assert np.all(np.abs(answers.pred - np.array([x.mos for x in kept])) <= 1.0)
