@@ -77,4 +77,7 @@ class CheckpointStore:
         else:
             local = Path(self.path) / name
         load_learner(str(local / "learner"))
-        return json.loads((local / STATE_FILE).read_text())
+        state = json.loads((local / STATE_FILE).read_text())
+        if self.remote:
+            shutil.rmtree(local, ignore_errors=True)
+        return state

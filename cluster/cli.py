@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
+from cluster.config import ConfigError, check_inputs, check_template_teacher, config_to_yaml, load_config
 
 
 def _make_tiny_model(args) -> int:
@@ -93,12 +93,14 @@ def _eval(args) -> int:
 def _distill(args) -> int:
     from cluster.distill import teacher_distill, template_distill
 
+    cfg = load_config(args.config, args.overrides)
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
-        stats = template_distill(args.data, args.out, load_config(args.config, args.overrides).data.template_teacher)
+        check_template_teacher(cfg.data.template_teacher)
+        stats = template_distill(args.data, args.out, cfg.data.template_teacher)
     else:
-        stats = teacher_distill(args.teacher, args.data, args.out, load_config(args.config, args.overrides),
-                                tolerance=args.tolerance, samples=args.samples)
+        stats = teacher_distill(args.teacher, args.data, args.out, cfg, tolerance=args.tolerance,
+                                samples=args.samples)
     print(json.dumps(stats))
     return 0
 

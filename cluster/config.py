@@ -125,8 +125,8 @@ class TrainConfig:
     eval_temperature: float | None = None  # of those N samples; None: rollout.temperature (verl's val_kwargs)
     save_every: int = 10
     keep_last: int = 2
-    # empty: <output_dir>/checkpoints; else a folder or a pyarrow filesystem URI (s3://, gs://, hdfs://,
-    # file://) that every node can reach, as Ray Train's storage_path
+    # empty: <output_dir>/checkpoints; else this run's own absolute folder or pyarrow filesystem URI
+    # (s3://, gs://, hdfs://, file://) that every node can reach, as Ray Train's storage_path
     checkpoint_dir: str = ""
 
 
@@ -278,29 +278,45 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
 
 def check_inputs(model: str = "", manifests: typing.Sequence[str] = ()) -> None:
     """Fail before any role starts, naming what is missing: otherwise a wrong path surfaces as a library
-    traceback (a model path read as a hub repo id) after Ray and the engines are up."""
-    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not Path(model).exists()  # "Qwen/Qwen2.5-VL-7B-Instruct"
-    if model and not hub_id and not (Path(model).expanduser() / "config.json").is_file():
-        raise ConfigError(f"model {model!r}: not a model directory (no config.json there)")
+    traceback (a model path read as a hub repo id) after Ray and the engines are up. Paths are taken as
+    the readers take them: `~` is not expanded."""
+    # "Qwen/Qwen2.5-VL-7B-Instruct" is a hub id (fetched where a hub is reachable); "runs/final" is a
+    # local path when its first folder exists here
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not Path(model.split("/")[0]).exists()
+    hint = " (~ is not expanded here: give the full path)" if model.startswith("~") else ""
+    if model and not hub_id and not (Path(model) / "config.json").is_file():
+        raise ConfigError(f"model {model!r}: not a model directory (no config.json there){hint}")
     for path in manifests:
-        if not Path(path).expanduser().is_file():
-            raise ConfigError(f"data: manifest {path!r} does not exist")
+        if not Path(path).is_file():
+            hint = " (~ is not expanded here: give the full path)" if str(path).startswith("~") else ""
+            raise ConfigError(f"data: manifest {path!r} does not exist{hint}")
+
+
+def check_template_teacher(name: str) -> None:
+    from rollout.template_teacher import TEACHERS
+
+    if name not in TEACHERS:
+        raise ConfigError(f"data.template_teacher: expected one of {list(TEACHERS)}, got {name!r}")
 
 
 def check_train_config(config: QThinkConfig) -> None:
-    """What `qthink train` needs before it starts anything: stages it can run, and the inputs they read."""
-    stages = config.train.stages
+    """What `qthink train` needs before it starts anything: stages it can run, the inputs they read and a
+    checkpoint filesystem that resolves."""
+    stages, data = config.train.stages, config.data
     if not stages or len(set(stages)) != len(stages) or not set(stages) <= {"sft", "grpo"}:
         raise ConfigError(f"train.stages: expected a non-empty list of distinct stages from [sft, grpo], got {stages}")
-    if "sft" in stages and config.data.train and not config.data.sft:
+    if "sft" in stages and data.train and not data.sft:
         raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
                           "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
-    data = config.data
-    from rollout.template_teacher import TEACHERS
-
-    if data.template_teacher not in TEACHERS:
-        raise ConfigError(f"data.template_teacher: expected one of {list(TEACHERS)}, got {data.template_teacher!r}")
+    check_template_teacher(data.template_teacher)
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
+    if "://" in config.train.checkpoint_dir:
+        import pyarrow.fs
+
+        try:
+            pyarrow.fs.FileSystem.from_uri(config.train.checkpoint_dir)
+        except (ValueError, OSError) as error:
+            raise ConfigError(f"train.checkpoint_dir {config.train.checkpoint_dir!r}: {error}") from None
 
 
 def config_to_yaml(config: QThinkConfig) -> str:

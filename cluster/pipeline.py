@@ -88,7 +88,8 @@ class Run:
         self.temporal = cfg.reward.temporal and "temporal" in get_preset(cfg.reward.preset).component_names
         options = media_options(cfg)
         self.train_reader = ManifestReader(cfg.data.train, seed=cfg.train.seed, options=options)
-        self.sft_reader = ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options) if cfg.data.sft else None
+        self.sft_reader = (ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options)
+                           if "sft" in cfg.train.stages else None)
         total = (cfg.train.sft_steps if "sft" in cfg.train.stages else 0) + (
             cfg.train.grpo_steps if "grpo" in cfg.train.stages else 0)
         self.rollout = placement.rollout_pool(cfg, self.model_dir)

@@ -25,6 +25,7 @@ media one row group at a time, so a manifest with inline videos streams instead 
 from __future__ import annotations
 
 import collections
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -119,8 +120,11 @@ def write_manifest(rows: Iterable[ManifestRow], path: str | Path, row_group_size
     if len(set(ids)) != len(ids):
         duplicates = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
         raise ValueError(f"duplicate ids in manifest: {duplicates[:5]}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(records, schema=SCHEMA), str(path), row_group_size=row_group_size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")  # a killed writer leaves no file that looks complete
+    pq.write_table(pa.Table.from_pylist(records, schema=SCHEMA), str(partial), row_group_size=row_group_size)
+    os.replace(partial, path)
     return len(records)
 
 

@@ -35,7 +35,8 @@ STRENGTH = {1: "slight", 2: "mild", 3: "moderate", 4: "strong", 5: "severe"}
 LEVELS = ((4.2, "excellent"), (3.4, "good"), (2.6, "fair"), (1.8, "poor"), (float("-inf"), "bad"))
 
 
-# levels by which the misreading teacher shifts each type's strength (types not listed: read right)
+# levels by which the misreading teacher shifts each type's strength (types not listed: read right);
+# the demo caches its SFT rows under the teacher's name: a changed table needs a new name
 MISREAD_LEVELS = {"noise": -1, "jpeg": -1, "downup": -1, "compression": -1, "darken": 1, "contrast": 1}
 TEACHERS = ("exact", "misreading")
 

@@ -77,6 +77,9 @@ def test_cli_help_lists_the_commands_that_exist():
         (["train.stages=[]"], "train.stages"),
         (["data.train=/nowhere/t.parquet", "train.stages=[grpo]"], "'/nowhere/t.parquet' does not exist"),
         (["model.path=/nowhere/model"], "'/nowhere/model': not a model directory"),
+        (["model.path=tests/nowhere-model"], "not a model directory"),  # relative, not a hub id: tests/ exists
+        (["data.template_teacher=oracle"], "data.template_teacher"),
+        (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],
 )
 def test_train_rejects_what_it_cannot_run_before_starting_anything(tmp_path, overrides, says):
@@ -94,6 +97,8 @@ def test_train_rejects_what_it_cannot_run_before_starting_anything(tmp_path, ove
         (["eval", "--model", "/nowhere/model", "--data", "{manifest}"], "not a model directory"),
         (["eval", "--model", "{model}", "--data", "{manifest}", "/nowhere/b.parquet"], "'/nowhere/b.parquet'"),
         (["distill", "--teacher", "template", "--data", "/nowhere/a.parquet", "--out", "x.parquet"], "does not exist"),
+        (["distill", "--teacher", "template", "--data", "{manifest}", "--out", "x.parquet",
+          "data.template_teacher=oracle"], "data.template_teacher"),
     ],
 )
 def test_eval_and_distill_name_a_missing_model_or_manifest(tmp_path, command, says):

@@ -139,7 +139,8 @@ def test_dead_learner_rank_or_rollout_worker_at_sync_fails_the_run_clearly_and_r
 
 def test_killed_driver_resumes_at_the_checkpoints_next_step_with_the_same_data(tmp_path, shared, start, fault_free):
     out, checkpoints = tmp_path / "run", tmp_path / "shared-storage" / "ckpt"
-    # checkpoints go to a filesystem URI apart from the run's folder, as shared storage on a cluster
+    # checkpoints go to a filesystem URI apart from the run's folder (file:// is written in place; the
+    # upload path of remote filesystems is tests/cluster/test_checkpoint.py's)
     args = [*train_args(out, shared, grpo_steps=STEPS), f"train.checkpoint_dir=file://{checkpoints}"]
     proc = start("train", *args)
     wait_for_step(proc, out, 3)  # the checkpoint after grpo step 2 is complete; step 3 will be lost
