@@ -282,14 +282,15 @@ def check_inputs(model: str = "", manifests: typing.Sequence[str] = ()) -> None:
     the readers take them: `~` is not expanded."""
     # "Qwen/Qwen2.5-VL-7B-Instruct" is a hub id (fetched where a hub is reachable); "runs/final" is a
     # local path when its first folder exists here
+    def hint(path) -> str:
+        return " (~ is not expanded here: give the full path)" if str(path).startswith("~") else ""
+
     hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not Path(model.split("/")[0]).exists()
-    hint = " (~ is not expanded here: give the full path)" if model.startswith("~") else ""
     if model and not hub_id and not (Path(model) / "config.json").is_file():
-        raise ConfigError(f"model {model!r}: not a model directory (no config.json there){hint}")
+        raise ConfigError(f"model {model!r}: not a model directory (no config.json there){hint(model)}")
     for path in manifests:
         if not Path(path).is_file():
-            hint = " (~ is not expanded here: give the full path)" if str(path).startswith("~") else ""
-            raise ConfigError(f"data: manifest {path!r} does not exist{hint}")
+            raise ConfigError(f"data: manifest {path!r} does not exist{hint(path)}")
 
 
 def check_template_teacher(name: str) -> None:
