@@ -96,10 +96,13 @@ class RolloutPool:
             ref, version = self.latest_weights
             ray.get(self.workers[i].load_weights.remote(ref, version), timeout=self.sync_timeout_s)
 
+    def chunk_size(self, num_requests: int) -> int:
+        return max(1, math.ceil(num_requests / (len(self.workers) * self.chunks_per_worker)))
+
     def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
         if not requests:
             return []
-        size = max(1, math.ceil(len(requests) / (len(self.workers) * self.chunks_per_worker)))
+        size = self.chunk_size(len(requests))
         chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
         results: list[list | None] = [None] * len(chunks)
         queue = deque(range(len(chunks)))

@@ -18,6 +18,9 @@ Measured (DESIGN.md "Performance targets"):
   memory (~145 MB RSS) and ~1 s of CPU to start, so at most `--max-sim-processes` processes are started;
   above that each process hosts several simulated workers (a threaded actor, `max_concurrency`: every pool
   slot is still its own in-flight call, and the driver does exactly the same work per chunk).
+  `simulated_floor_efficiency` {N: ideal / (ideal + one wave)}: a wave is one chunk-sized call to each of
+  the N workers at once, engines taking no time, no pool; every pool has to make at least those calls and
+  take back those results, so on this machine no pool built on Ray actor calls gets far above it.
 
     .venv/bin/python -m benchmarks.rollout_throughput [--workers 1 2] [--simulate-workers 8 64 256]
 """
@@ -167,6 +170,16 @@ def simulated(args) -> dict:
     hosts = [SimulatedRolloutWorker.options(max_concurrency=per_proc).remote(0.0, args.sim_tokens, args.n)
              for _ in range(procs)]
     ray.get([h.chunks_done.remote() for h in hosts])  # all started before any timing
+    one_wave = {}
+    for n in args.simulate_workers:  # the engines take no time yet (seconds_per_token 0)
+        used = min(n, procs)
+        size = RolloutPool(lambda i: hosts[i % used], n).chunk_size(len(requests))
+
+        def one_call_each():
+            return ray.get([hosts[i % used].generate.remote(requests[i * size : (i + 1) * size]) for i in range(n)])
+
+        one_call_each()
+        one_wave[n] = statistics.median(timed(one_call_each)[0] for _ in range(args.repeats))
     rows = {}
     for spt in args.seconds_per_token:
         ray.get([h.__ray_call__.remote(lambda self, v: setattr(self, "seconds_per_token", v), spt) for h in hosts])
@@ -174,7 +187,7 @@ def simulated(args) -> dict:
         for n in args.simulate_workers:
             used = min(n, procs)
             pool = RolloutPool(lambda i: hosts[i % used], n)  # worker i -> process i mod used
-            size = max(1, math.ceil(len(requests) / (n * pool.chunks_per_worker)))  # the pool's chunking
+            size = pool.chunk_size(len(requests))
             chunks = math.ceil(len(requests) / size)
             ideal = math.ceil(chunks / n) * size * args.n * args.sim_tokens * spt
             if ideal * (args.repeats + 1) > args.sim_budget_s:
@@ -188,7 +201,8 @@ def simulated(args) -> dict:
             measured = statistics.median(walls)
             rows[spt][n] = {"processes": used, "workers_per_process": math.ceil(n / used), "chunks": chunks,
                             "prompts_per_chunk": size, "ideal_s": ideal, "measured_s": measured,
-                            "efficiency": ideal / measured, "driver_cpu_s": statistics.median(cpus)}
+                            "efficiency": ideal / measured, "driver_cpu_s": statistics.median(cpus),
+                            "one_wave_s": one_wave[n], "floor_efficiency": ideal / (ideal + one_wave[n])}
     for h in hosts:
         ray.kill(h)
     return rows
@@ -224,7 +238,9 @@ def notes(result: dict) -> list[str]:
             out.append(f"simulated {n} workers: {eff:.2f} (ideal {r['ideal_s']:.2f} s, measured {r['measured_s']:.2f} s, "
                        f"driver CPU {r['driver_cpu_s']:.2f} s for {r['chunks']} chunks = "
                        f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, busy {r['driver_cpu_s'] / r['measured_s']:.0%} "
-                       "of the step). The loss is at the wave boundary: all workers finish their first chunk "
+                       f"of the step). One chunk-sized call to each of the {n} workers at once, with no pool and engines "
+                       f"taking no time, already takes {r['one_wave_s']:.3f} s here: {r['floor_efficiency']:.3f} would be "
+                       "left if a pool cost nothing beyond those calls. The loss is at the wave boundary: all workers finish their first chunk "
                        "within ~0.1 s of each other, and the driver (result, next dispatch) and the workers "
                        f"(wake-up, pickling, return; Ray runs them at nice 15) then share these {cpus} cores, so "
                        "the last worker starts its second chunk ~0.1 s late; separate machines would not pay "
@@ -292,13 +308,15 @@ def main():
         rows = simulated(args)
         result["simulated"] = {"prompts": args.sim_prompts, "tokens": args.sim_tokens, "n": args.n,
                                "by_seconds_per_token": rows}
-        result["simulated_efficiency"] = {n: r["efficiency"] for n, r in rows[args.seconds_per_token[0]].items()}
+        first = rows[args.seconds_per_token[0]]
+        result["simulated_efficiency"] = {n: r["efficiency"] for n, r in first.items()}
+        result["simulated_floor_efficiency"] = {n: r["floor_efficiency"] for n, r in first.items()}
         print(f"\n{'s/token':>7} {'workers':>7} {'procs':>5} {'chunks':>6} {'ideal_s':>8} {'measured_s':>10} "
-              f"{'driver_cpu_s':>12} {'efficiency':>10}")
+              f"{'driver_cpu_s':>12} {'one_wave_s':>10} {'floor':>6} {'efficiency':>10}")
         for spt, by_n in rows.items():
             for n, r in by_n.items():
                 print(f"{spt:7.0e} {n:7d} {r['processes']:5d} {r['chunks']:6d} {r['ideal_s']:8.3f} {r['measured_s']:10.3f} "
-                      f"{r['driver_cpu_s']:12.3f} {r['efficiency']:10.3f}")
+                      f"{r['driver_cpu_s']:12.3f} {r['one_wave_s']:10.3f} {r['floor_efficiency']:6.3f} {r['efficiency']:10.3f}")
     result["loadavg_end"] = os.getloadavg()
     result["notes"] = notes(result)
     print("\n".join(result["notes"]))
