@@ -30,7 +30,7 @@ class Learner:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(self, model_dir: str, cfg: LearnerConfig, total_steps: int, addr: str, port: int) -> int:
+    def setup(self, model_dir: str, cfg: LearnerConfig, addr: str, port: int) -> int:
         import torch
 
         os.environ.update(MASTER_ADDR=addr, MASTER_PORT=str(port), RANK=str(self.rank),
@@ -43,7 +43,7 @@ class Learner:
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
-        self.trainer = PolicyTrainer(model_dir, cfg, total_steps, self.world_size)
+        self.trainer = PolicyTrainer(model_dir, cfg, self.world_size)
         return os.getpid()
 
     def train_step(self, shard) -> dict:
@@ -55,8 +55,8 @@ class Learner:
     def score(self, shard) -> list[list[float]]:
         return self.trainer.score(shard)
 
-    def set_base_lr(self, lr: float) -> None:
-        self.trainer.set_base_lr(lr)
+    def start_stage(self, *schedule) -> None:
+        self.trainer.start_stage(*schedule)
 
     def reset_reference(self) -> None:
         self.trainer.reset_reference()
@@ -82,12 +82,12 @@ class LearnerRankError(RuntimeError):
 class LearnerGroup:
     """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them)."""
 
-    def __init__(self, model_dir: str, cfg: LearnerConfig, total_steps: int, max_tokens: int, actor_options=None):
+    def __init__(self, model_dir: str, cfg: LearnerConfig, max_tokens: int, actor_options=None):
         self.cfg, self.max_tokens = cfg, max_tokens
         options = actor_options or (lambda rank: {"num_cpus": cfg.cpus_per_rank, "num_gpus": cfg.gpus_per_rank})
         self.ranks = [Learner.options(**options(r)).remote(r, cfg.num_ranks) for r in range(cfg.num_ranks)]
         addr, port = ray.get(self.ranks[0].master_address.remote())
-        self.pids = ray.get([r.setup.remote(model_dir, cfg, total_steps, addr, port) for r in self.ranks])
+        self.pids = ray.get([r.setup.remote(model_dir, cfg, addr, port) for r in self.ranks])
 
     def _call(self, method: str, per_rank: list[tuple]) -> list:
         """`method(*per_rank[k])` on rank k, for every rank; the results in rank order."""
@@ -134,8 +134,8 @@ class LearnerGroup:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
         return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 
-    def set_base_lr(self, lr: float) -> None:
-        self._each("set_base_lr", lr)
+    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, step: int) -> None:
+        self._each("start_stage", lr, warmup_steps, schedule, total_steps, step)
 
     def reset_reference(self) -> None:
         self._each("reset_reference")

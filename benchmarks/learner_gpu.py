@@ -145,7 +145,7 @@ def run_variant(args, name: str) -> dict:
     model_dir = Path(tempfile.mkdtemp(prefix="qthink-learner-gpu-"))
     model = build_model(args.shape, model_dir)
     with mock.patch("transformers.AutoModelForImageTextToText.from_pretrained", return_value=model):
-        trainer = PolicyTrainer(str(model_dir), cfg, total_steps=100)
+        trainer = PolicyTrainer(str(model_dir), cfg)
     seqs, media = grpo_batch(model_dir, args.prompts, args.group, args.response)
     shard = shard_batch(seqs, media, 1, cfg.micro_batch_size, args.response)[0]
     image_tokens = sum(t == model.config.image_token_id for t in seqs[0].prompt_ids)

@@ -115,7 +115,7 @@ def run_shape(args, shape: str) -> dict:
     rcfg = RolloutConfig(num_workers=max(args.workers), n=2, max_tokens=args.max_tokens, max_model_len=2048)
     big = rollout_pool(QThinkConfig(rollout=rcfg), model_dir)
     learner = LearnerGroup(model_dir, LearnerConfig(num_ranks=args.ranks, lr=2e-2, beta=0.0, micro_batch_size=4),
-                           total_steps=5, max_tokens=args.max_tokens)
+                           max_tokens=args.max_tokens)
 
     # numerics baseline: engine vs learner on the SAME (initial) weights; then one real GRPO step
     reqs = requests(0)

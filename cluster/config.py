@@ -21,6 +21,9 @@ class ConfigError(ValueError):
     """A config key that does not exist or a value of the wrong type; the message names the dotted key."""
 
 
+LR_SCHEDULES = ("constant", "cosine", "linear")
+
+
 @dataclass
 class ModelConfig:
     # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use under
@@ -90,11 +93,15 @@ class LearnerConfig:
     gpus_per_rank: int = 0
     zero_stage: int = 2
     dtype: str = "fp32"  # fp32 | bf16
+    # Each stage warms up and decays over its own steps (a decay run over both would leave GRPO a few
+    # percent of its rate). Schedules: constant | cosine | linear (the last two decay towards 0).
     lr: float = 1e-6  # GRPO
-    sft_lr: float = 1e-5  # the cold start (Q-Ponder) usually runs at a higher rate than RL
-    weight_decay: float = 0.0
     warmup_steps: int = 0
-    lr_schedule: str = "constant"  # constant | cosine | linear
+    lr_schedule: str = "constant"
+    sft_lr: float = 1e-5  # the cold start (Q-Ponder) usually runs at a higher rate than RL
+    sft_warmup_steps: int = 0
+    sft_lr_schedule: str = "constant"
+    weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 8
     advantage: str = "grpo"  # grpo | dr_grpo
@@ -310,6 +317,10 @@ def check_train_config(config: QThinkConfig) -> None:
         raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
                           "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
     check_template_teacher(data.template_teacher)
+    learner = config.learner
+    for key in ("lr_schedule", "sft_lr_schedule"):
+        if getattr(learner, key) not in LR_SCHEDULES:
+            raise ConfigError(f"learner.{key}: unknown {getattr(learner, key)!r} (one of {', '.join(LR_SCHEDULES)})")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
     if "://" in config.train.checkpoint_dir:
         import pyarrow.fs

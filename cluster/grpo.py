@@ -31,10 +31,10 @@ def rollout_step(run, step: int):
 
 
 def grpo_stage(run) -> None:
-    cfg, G, total = run.cfg, run.cfg.rollout.n, run.cfg.train.grpo_steps
+    cfg, G, total, lc = run.cfg, run.cfg.rollout.n, run.cfg.train.grpo_steps, run.cfg.learner
     parse = get_preset(cfg.reward.preset).parse
     run.log.start_stage("grpo", run.step, total)
-    run.learner.set_base_lr(cfg.learner.lr)
+    run.learner.start_stage(lc.lr, lc.warmup_steps, lc.lr_schedule, total, run.step)
     next_batch, executor = None, ThreadPoolExecutor(max_workers=1)
     while run.step < total:
         step, t0 = run.step, time.perf_counter()

@@ -90,10 +90,8 @@ class Run:
         self.train_reader = ManifestReader(cfg.data.train, seed=cfg.train.seed, options=options)
         self.sft_reader = (ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options)
                            if "sft" in cfg.train.stages else None)
-        total = (cfg.train.sft_steps if "sft" in cfg.train.stages else 0) + (
-            cfg.train.grpo_steps if "grpo" in cfg.train.stages else 0)
         self.rollout = placement.rollout_pool(cfg, self.model_dir)
-        self.learner = placement.learner_group(cfg, self.model_dir, total)
+        self.learner = placement.learner_group(cfg, self.model_dir)
         self.rewards = placement.reward_pool(cfg)
         self.store = CheckpointStore(cfg.train.checkpoint_dir or str(self.out / "checkpoints"), cfg.train.keep_last)
         self.stage, self.step, self.version, self.evals = cfg.train.stages[0], 0, 0, {}

@@ -37,8 +37,8 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     return RolloutPool(make, r.num_workers, sync_timeout_s=r.sync_timeout_s)
 
 
-def learner_group(cfg: QThinkConfig, model_dir: str, total_steps: int) -> LearnerGroup:
-    return LearnerGroup(model_dir, cfg.learner, total_steps, max_tokens=cfg.rollout.max_tokens)
+def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:
+    return LearnerGroup(model_dir, cfg.learner, max_tokens=cfg.rollout.max_tokens)
 
 
 def reward_pool(cfg: QThinkConfig) -> RewardPool:

@@ -8,10 +8,11 @@ may change from step to step (zero-variance groups filtered out) without rebuild
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
-from cluster.config import LearnerConfig  # dataclass only
+from cluster.config import LR_SCHEDULES, LearnerConfig  # dataclass only
 
 
 def deepspeed_config(cfg: LearnerConfig) -> dict:
@@ -27,24 +28,37 @@ def deepspeed_config(cfg: LearnerConfig) -> dict:
     }
 
 
-def lr_lambda(cfg: LearnerConfig, total_steps: int):
+def lr_factor(warmup_steps: int, schedule: str, total_steps: int) -> Callable[[int], float]:
+    """The multiplier of a stage's base rate at each of its steps (0-based): linear warmup, then constant,
+    or a cosine or linear decay that would reach 0 one step after the stage's last."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr schedule {schedule!r} (one of {', '.join(LR_SCHEDULES)})")
+
     def factor(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.lr_schedule == "constant":
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        if cfg.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        if cfg.lr_schedule == "linear":
-            return 1.0 - progress
-        raise ValueError(f"learner.lr_schedule: unknown {cfg.lr_schedule!r} (constant | cosine | linear)")
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
 
     return factor
 
 
-def build_engine(model: torch.nn.Module, cfg: LearnerConfig, total_steps: int):
-    """Returns the DeepSpeed engine (optimizer and scheduler inside it)."""
+def start_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float, factor: Callable[[int], float],
+                   step: int) -> None:
+    """Puts a stage's schedule into the engine's scheduler at the stage's `step` (0, or where a resumed
+    run left it): the optimizer and its state stay, only the rate changes."""
+    scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
+    scheduler.lr_lambdas = [factor] * len(scheduler.lr_lambdas)
+    scheduler.last_epoch = step
+    for group in scheduler.optimizer.param_groups:
+        group["lr"] = lr * factor(step)
+
+
+def build_engine(model: torch.nn.Module, cfg: LearnerConfig):
+    """Returns the DeepSpeed engine (optimizer and scheduler inside it; each stage sets its own schedule
+    with `start_schedule`)."""
     import deepspeed
 
     if cfg.freeze_vision:
@@ -53,7 +67,7 @@ def build_engine(model: torch.nn.Module, cfg: LearnerConfig, total_steps: int):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                       config=deepspeed_config(cfg))
     return engine

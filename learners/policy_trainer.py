@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cluster.config import LearnerConfig  # dataclass only
-from learners.deepspeed_setup import build_engine
+from learners.deepspeed_setup import build_engine, lr_factor, start_schedule
 from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
 from learners.weights import full_state_dict, gathered
@@ -55,7 +55,7 @@ class TrainShard:
 
 
 class PolicyTrainer:
-    def __init__(self, model_dir: str, cfg: LearnerConfig, total_steps: int, world_size: int = 1):
+    def __init__(self, model_dir: str, cfg: LearnerConfig, world_size: int = 1):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.cfg, self.world_size = cfg, world_size
@@ -65,7 +65,7 @@ class PolicyTrainer:
         model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
         # Copied whole, before ZeRO-3 partitions the model; DeepSpeed moves only the engine's copy to the GPU.
         self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 else None
-        self.engine = build_engine(model, cfg, total_steps)
+        self.engine = build_engine(model, cfg)
         self._blob: np.ndarray | None = None  # the weight-sync buffer, reused (weights_blob)
         if self.ref is not None:
             self.ref.to(self.engine.device)
@@ -92,8 +92,13 @@ class PolicyTrainer:
         """A rank with no sequence in this micro-batch still joins the collective gradient reduction."""
         self._backward(sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0)
 
+    def _lr(self) -> float:
+        """The rate this step's update uses (read before the step moves the schedule on)."""
+        return float(self.engine.lr_scheduler.optimizer.param_groups[0]["lr"])
+
     def train_step(self, shard: TrainShard) -> dict:
         cfg, sums = self.cfg, dict(loss=0.0, kl=0.0, entropy=0.0, clipped=0.0, tokens=0.0, gap=0.0, gap_tokens=0.0)
+        sums["lr"] = self._lr()
         self.engine.train()
         cache: dict = {}
         for seqs in self._micro_batches(shard):
@@ -124,13 +129,12 @@ class PolicyTrainer:
                     sums["gap"] += float(np.abs(np.asarray(s.rollout_logprobs) - lp.detach().cpu().numpy()).sum())
                     sums["gap_tokens"] += len(s.rollout_logprobs)
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
-        sums["lr"] = float(self.engine.lr_scheduler.get_last_lr()[0])
         return sums
 
     def sft_step(self, shard: TrainShard) -> dict:
         """Cross-entropy on response tokens (Q-Ponder's cold start); same micro-batching as GRPO."""
         self.engine.train()
-        sums, cache = dict(loss=0.0, tokens=0.0), {}
+        sums, cache = dict(loss=0.0, tokens=0.0, lr=self._lr()), {}
         for seqs in self._micro_batches(shard):
             if not seqs:
                 self._idle_backward()
@@ -155,13 +159,9 @@ class PolicyTrainer:
             with gathered(param, self.cfg.zero_stage):
                 ref_param.copy_(param)
 
-    def set_base_lr(self, lr: float) -> None:
-        """Stages train at their own rate (SFT vs GRPO); the warmup/schedule factor carries on."""
-        scheduler = self.engine.lr_scheduler
-        scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
-        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
-        for group in scheduler.optimizer.param_groups:
-            group["lr"] = lr * factor
+    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, step: int) -> None:
+        """SFT and GRPO each train at their own rate, warmup and schedule; `step` > 0 on a resume."""
+        start_schedule(self.engine.lr_scheduler, lr, lr_factor(warmup_steps, schedule, total_steps), step)
 
     @torch.no_grad()
     def score(self, shard: TrainShard) -> list[list[float]]:

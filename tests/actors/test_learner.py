@@ -18,7 +18,7 @@ def _cfg(**kw):
 
 
 def _step_and_weights(model_dir, cfg, seqs, media):
-    group = LearnerGroup(str(model_dir), cfg, total_steps=10, max_tokens=8)
+    group = LearnerGroup(str(model_dir), cfg, max_tokens=8)
     metrics = group.train_step(seqs, media)
     weights = load(bytes(ray.get(group.weights_ref())))  # the blob is a plain safetensors file
     for r in group.ranks:
@@ -45,11 +45,15 @@ def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the
     assert moved > len(w1) // 2  # the step really changed the weights
 
 
-def test_sft_step_lowers_the_loss_on_its_batch(ray_local, tiny_model_dir):
+def test_sft_steps_lower_the_loss_at_their_stage_schedule_and_grpo_starts_its_own(ray_local, tiny_model_dir):
     _, seqs, media = grpo_batch(tiny_model_dir, seed=1)
-    group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=2, lr=3e-3, beta=0.0), total_steps=10, max_tokens=8)
-    losses = [group.sft_step(seqs, media)["loss"] for _ in range(5)]
-    assert losses[-1] < losses[0]
+    group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=2, lr=1e-6, beta=0.0), max_tokens=8)
+    group.start_stage(3e-3, 2, "cosine", 5, 0)  # SFT: 2 warmup steps, then a cosine over the other 3
+    steps = [group.sft_step(seqs, media) for _ in range(5)]
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    assert [m["lr"] for m in steps] == pytest.approx([1.5e-3, 3e-3, 3e-3, 2.25e-3, 0.75e-3])  # DeepSpeed steps it
+    group.start_stage(1e-4, 0, "constant", 3, 0)  # GRPO at its own rate, not at the tail of SFT's cosine
+    assert group.train_step(seqs, media)["lr"] == pytest.approx(1e-4)
     for r in group.ranks:
         ray.kill(r)
 
@@ -71,7 +75,7 @@ def test_reference_reset_anchors_kl_at_the_current_policy_and_survives_a_checkpo
         ray_local, tiny_model_dir, tmp_path, ranks, zero_stage):
     _, seqs, media = grpo_batch(tiny_model_dir, seed=3)
     cfg = _cfg(num_ranks=ranks, zero_stage=zero_stage, lr=3e-3)
-    group = LearnerGroup(str(tiny_model_dir), cfg, total_steps=10, max_tokens=8)
+    group = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
     for _ in range(3):
         group.sft_step(seqs, media)  # the policy leaves the start weights, as SFT before GRPO does
     assert group.train_step(seqs, media)["kl"] > 1e-3  # still anchored at the start weights
@@ -81,7 +85,7 @@ def test_reference_reset_anchors_kl_at_the_current_policy_and_survives_a_checkpo
     expected = group.train_step(seqs, media)["kl"]
     for r in group.ranks:  # free their CPUs for the resumed ranks
         ray.kill(r)
-    resumed = LearnerGroup(str(tiny_model_dir), cfg, total_steps=10, max_tokens=8)
+    resumed = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
     resumed.load_state(str(tmp_path), "learner")
     assert expected > 1e-6
     assert resumed.train_step(seqs, media)["kl"] == pytest.approx(expected, rel=1e-4)

@@ -31,7 +31,7 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     rollout_cfg = RolloutConfig(n=2, max_tokens=10, max_model_len=1024)
     pool = RolloutPool(lambda i: RolloutWorker.options(num_cpus=1).remote(str(tiny_model_dir), rollout_cfg), 1)
     learner = LearnerGroup(str(tiny_model_dir), LearnerConfig(num_ranks=1, lr=2e-2, beta=0.0, micro_batch_size=4),
-                           total_steps=5, max_tokens=10)
+                           max_tokens=10)
     before = pool.generate(_requests(0))
     seqs, media = _train_batch(before, _requests(0))
     metrics = learner.train_step(seqs, media)

@@ -79,6 +79,7 @@ def test_cli_help_lists_the_commands_that_exist():
         (["model.path=/nowhere/model"], "'/nowhere/model': not a model directory"),
         (["model.path=tests/nowhere-model"], "not a model directory"),  # relative, not a hub id: tests/ exists
         (["data.template_teacher=oracle"], "data.template_teacher"),
+        (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],
 )

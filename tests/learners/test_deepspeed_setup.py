@@ -1,0 +1,38 @@
+"""Learning-rate schedules: every stage (SFT, GRPO) warms up and decays over its own steps."""
+
+import pytest
+import torch
+
+from learners.deepspeed_setup import lr_factor, start_schedule
+
+
+def _rates(scheduler, steps: int) -> list[float]:
+    """The rate each update uses, with the scheduler stepped after each update as DeepSpeed does."""
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_warmup_then_a_decay_that_ends_inside_the_stage():
+    cosine = lr_factor(2, "cosine", 5)
+    assert [cosine(k) for k in range(5)] == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.25])
+    linear = lr_factor(0, "linear", 4)
+    assert [linear(k) for k in range(4)] == pytest.approx([1.0, 0.75, 0.5, 0.25])
+    assert lr_factor(3, "constant", 10)(9) == 1.0
+    with pytest.raises(ValueError, match="'cosin'"):
+        lr_factor(0, "cosin", 10)
+
+
+def test_each_stage_restarts_the_schedule_and_a_resume_goes_on_mid_stage():
+    param = torch.nn.Parameter(torch.zeros(2))
+    param.grad = torch.ones(2)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(torch.optim.AdamW([param], lr=1.0), lambda step: 1.0)
+    start_schedule(scheduler, 1e-3, lr_factor(2, "cosine", 5), 0)  # SFT
+    assert _rates(scheduler, 5) == pytest.approx([5e-4, 1e-3, 1e-3, 7.5e-4, 2.5e-4])
+    start_schedule(scheduler, 1e-5, lr_factor(0, "constant", 3), 0)  # GRPO: not the tail of SFT's cosine
+    assert _rates(scheduler, 3) == pytest.approx([1e-5] * 3)
+    start_schedule(scheduler, 1e-3, lr_factor(2, "cosine", 5), 3)  # an SFT stage resumed after 3 steps
+    assert _rates(scheduler, 2) == pytest.approx([7.5e-4, 2.5e-4])
