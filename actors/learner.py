@@ -134,8 +134,8 @@ class LearnerGroup:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
         return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 
-    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, step: int) -> None:
-        self._each("start_stage", lr, warmup_steps, schedule, total_steps, step)
+    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, restart: bool) -> None:
+        self._each("start_stage", lr, warmup_steps, schedule, total_steps, restart)
 
     def reset_reference(self) -> None:
         self._each("reset_reference")

@@ -18,7 +18,7 @@ Measured (DESIGN.md "Performance targets"):
   memory (~145 MB RSS) and ~1 s of CPU to start, so at most `--max-sim-processes` processes are started;
   above that each process hosts several simulated workers (a threaded actor, `max_concurrency`: every pool
   slot is still its own in-flight call, and the driver does exactly the same work per chunk).
-  `simulated_floor_efficiency` {N: ideal / (ideal + one wave)}: a wave is one chunk-sized call to each of
+  `simulated_one_wave_limit` {N: ideal / (ideal + one wave)}: a wave is one chunk-sized call to each of
   the N workers at once, engines taking no time, no pool; every pool has to make at least those calls and
   take back those results, so on this machine no pool built on Ray actor calls gets far above it.
 
@@ -202,7 +202,7 @@ def simulated(args) -> dict:
             rows[spt][n] = {"processes": used, "workers_per_process": math.ceil(n / used), "chunks": chunks,
                             "prompts_per_chunk": size, "ideal_s": ideal, "measured_s": measured,
                             "efficiency": ideal / measured, "driver_cpu_s": statistics.median(cpus),
-                            "one_wave_s": one_wave[n], "floor_efficiency": ideal / (ideal + one_wave[n])}
+                            "one_wave_s": one_wave[n], "one_wave_limit": ideal / (ideal + one_wave[n])}
     for h in hosts:
         ray.kill(h)
     return rows
@@ -239,7 +239,7 @@ def notes(result: dict) -> list[str]:
                        f"driver CPU {r['driver_cpu_s']:.2f} s for {r['chunks']} chunks = "
                        f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, busy {r['driver_cpu_s'] / r['measured_s']:.0%} "
                        f"of the step). One chunk-sized call to each of the {n} workers at once, with no pool and engines "
-                       f"taking no time, already takes {r['one_wave_s']:.3f} s here: {r['floor_efficiency']:.3f} would be "
+                       f"taking no time, already takes {r['one_wave_s']:.3f} s here: {r['one_wave_limit']:.3f} would be "
                        "left if a pool cost nothing beyond those calls. The loss is at the wave boundary: all workers finish their first chunk "
                        "within ~0.1 s of each other, and the driver (result, next dispatch) and the workers "
                        f"(wake-up, pickling, return; Ray runs them at nice 15) then share these {cpus} cores, so "
@@ -310,13 +310,13 @@ def main():
                                "by_seconds_per_token": rows}
         first = rows[args.seconds_per_token[0]]
         result["simulated_efficiency"] = {n: r["efficiency"] for n, r in first.items()}
-        result["simulated_floor_efficiency"] = {n: r["floor_efficiency"] for n, r in first.items()}
+        result["simulated_one_wave_limit"] = {n: r["one_wave_limit"] for n, r in first.items()}
         print(f"\n{'s/token':>7} {'workers':>7} {'procs':>5} {'chunks':>6} {'ideal_s':>8} {'measured_s':>10} "
-              f"{'driver_cpu_s':>12} {'one_wave_s':>10} {'floor':>6} {'efficiency':>10}")
+              f"{'driver_cpu_s':>12} {'one_wave_s':>10} {'limit':>6} {'efficiency':>10}")
         for spt, by_n in rows.items():
             for n, r in by_n.items():
                 print(f"{spt:7.0e} {n:7d} {r['processes']:5d} {r['chunks']:6d} {r['ideal_s']:8.3f} {r['measured_s']:10.3f} "
-                      f"{r['driver_cpu_s']:12.3f} {r['one_wave_s']:10.3f} {r['floor_efficiency']:6.3f} {r['efficiency']:10.3f}")
+                      f"{r['driver_cpu_s']:12.3f} {r['one_wave_s']:10.3f} {r['one_wave_limit']:6.3f} {r['efficiency']:10.3f}")
     result["loadavg_end"] = os.getloadavg()
     result["notes"] = notes(result)
     print("\n".join(result["notes"]))

@@ -73,6 +73,9 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.6
     enforce_eager: bool = True
     sync_timeout_s: float = 120.0
+    # A batch goes out in num_workers x chunks_per_worker chunks; a worker that finishes takes the next, so
+    # faster workers take more. More chunks balance better but give each engine call a smaller batch.
+    chunks_per_worker: int = 2
 
 
 @dataclass
@@ -321,6 +324,8 @@ def check_train_config(config: QThinkConfig) -> None:
     for key in ("lr_schedule", "sft_lr_schedule"):
         if getattr(learner, key) not in LR_SCHEDULES:
             raise ConfigError(f"learner.{key}: unknown {getattr(learner, key)!r} (one of {', '.join(LR_SCHEDULES)})")
+    if config.rollout.chunks_per_worker < 1:
+        raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {config.rollout.chunks_per_worker}")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
     if "://" in config.train.checkpoint_dir:
         import pyarrow.fs

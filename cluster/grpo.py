@@ -34,7 +34,7 @@ def grpo_stage(run) -> None:
     cfg, G, total, lc = run.cfg, run.cfg.rollout.n, run.cfg.train.grpo_steps, run.cfg.learner
     parse = get_preset(cfg.reward.preset).parse
     run.log.start_stage("grpo", run.step, total)
-    run.learner.start_stage(lc.lr, lc.warmup_steps, lc.lr_schedule, total, run.step)
+    run.learner.start_stage(lc.lr, lc.warmup_steps, lc.lr_schedule, total, restart=run.step == 0)
     next_batch, executor = None, ThreadPoolExecutor(max_workers=1)
     while run.step < total:
         step, t0 = run.step, time.perf_counter()

@@ -34,7 +34,7 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
         cpu_ids = ",".join(str((first + k) % cores) for k in range(r.cpus_per_worker))
         return RolloutWorker.options(num_cpus=r.cpus_per_worker).remote(model_dir, r, dtype, cpu_ids)
 
-    return RolloutPool(make, r.num_workers, sync_timeout_s=r.sync_timeout_s)
+    return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s)
 
 
 def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:

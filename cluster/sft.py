@@ -12,7 +12,7 @@ from learners.policy_trainer import TrainSequence
 def sft_stage(run) -> None:
     cfg, total, lc = run.cfg, run.cfg.train.sft_steps, run.cfg.learner
     run.log.start_stage("sft", run.step, total)
-    run.learner.start_stage(lc.sft_lr, lc.sft_warmup_steps, lc.sft_lr_schedule, total, run.step)
+    run.learner.start_stage(lc.sft_lr, lc.sft_warmup_steps, lc.sft_lr_schedule, total, restart=run.step == 0)
     while run.step < total:
         t0 = time.perf_counter()
         samples = next_samples(run.sft_reader, run.sft_stream, cfg.train.sft_batch_size)

@@ -46,14 +46,16 @@ def lr_factor(warmup_steps: int, schedule: str, total_steps: int) -> Callable[[i
 
 
 def start_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float, factor: Callable[[int], float],
-                   step: int) -> None:
-    """Puts a stage's schedule into the engine's scheduler at the stage's `step` (0, or where a resumed
-    run left it): the optimizer and its state stay, only the rate changes."""
+                   restart: bool) -> None:
+    """Puts a stage's schedule into the engine's scheduler; the optimizer and its state stay. `restart`
+    at the stage's first step; else (a resumed stage) the schedule goes on from the count of updates the
+    checkpoint restored, which also skips the steps that had nothing to train, as the first attempt did."""
+    if restart:
+        scheduler.last_epoch = 0
     scheduler.base_lrs = [lr] * len(scheduler.base_lrs)
     scheduler.lr_lambdas = [factor] * len(scheduler.lr_lambdas)
-    scheduler.last_epoch = step
     for group in scheduler.optimizer.param_groups:
-        group["lr"] = lr * factor(step)
+        group["lr"] = lr * factor(scheduler.last_epoch)
 
 
 def build_engine(model: torch.nn.Module, cfg: LearnerConfig):

@@ -159,9 +159,9 @@ class PolicyTrainer:
             with gathered(param, self.cfg.zero_stage):
                 ref_param.copy_(param)
 
-    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, step: int) -> None:
-        """SFT and GRPO each train at their own rate, warmup and schedule; `step` > 0 on a resume."""
-        start_schedule(self.engine.lr_scheduler, lr, lr_factor(warmup_steps, schedule, total_steps), step)
+    def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, restart: bool) -> None:
+        """SFT and GRPO each train at their own rate, warmup and schedule (deepspeed_setup.start_schedule)."""
+        start_schedule(self.engine.lr_scheduler, lr, lr_factor(warmup_steps, schedule, total_steps), restart)
 
     @torch.no_grad()
     def score(self, shard: TrainShard) -> list[list[float]]:

@@ -48,11 +48,11 @@ def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the
 def test_sft_steps_lower_the_loss_at_their_stage_schedule_and_grpo_starts_its_own(ray_local, tiny_model_dir):
     _, seqs, media = grpo_batch(tiny_model_dir, seed=1)
     group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=2, lr=1e-6, beta=0.0), max_tokens=8)
-    group.start_stage(3e-3, 2, "cosine", 5, 0)  # SFT: 2 warmup steps, then a cosine over the other 3
+    group.start_stage(3e-3, 2, "cosine", 5, restart=True)  # SFT: 2 warmup steps, then a cosine over the other 3
     steps = [group.sft_step(seqs, media) for _ in range(5)]
     assert steps[-1]["loss"] < steps[0]["loss"]
     assert [m["lr"] for m in steps] == pytest.approx([1.5e-3, 3e-3, 3e-3, 2.25e-3, 0.75e-3])  # DeepSpeed steps it
-    group.start_stage(1e-4, 0, "constant", 3, 0)  # GRPO at its own rate, not at the tail of SFT's cosine
+    group.start_stage(1e-4, 0, "constant", 3, restart=True)  # GRPO at its own rate, not at the tail of SFT's cosine
     assert group.train_step(seqs, media)["lr"] == pytest.approx(1e-4)
     for r in group.ranks:
         ray.kill(r)

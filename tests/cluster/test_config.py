@@ -80,6 +80,7 @@ def test_cli_help_lists_the_commands_that_exist():
         (["model.path=tests/nowhere-model"], "not a model directory"),  # relative, not a hub id: tests/ exists
         (["data.template_teacher=oracle"], "data.template_teacher"),
         (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
+        (["rollout.chunks_per_worker=0"], "rollout.chunks_per_worker"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],
 )

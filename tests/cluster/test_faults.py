@@ -92,6 +92,9 @@ def resume_matches_fault_free(start, args, out, fault_free, checkpoints=None) ->
     again = steps(fault_free).index(("grpo", 3))
     assert steps(batches) == steps(fault_free)[: len(first)] + steps(fault_free)[again:]
     assert compare(batches, fault_free)[3] > 0
+    for m in records(out, "metrics.jsonl"):  # both attempts: a linear decay from 1e-4 over the grpo steps
+        if m["stage"] == "grpo":
+            assert m["lr"] == pytest.approx(1e-4 * (1 - (m["step"] - 1) / STEPS)), m["step"]
 
 
 def test_rollout_worker_killed_mid_generation_is_replaced_and_its_chunk_rerun(tmp_path, shared, start, fault_free):

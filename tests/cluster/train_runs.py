@@ -18,6 +18,7 @@ def train_args(out, shared, grpo_steps=3, save_every=2):
             "train.sft_steps=2", "train.sft_batch_size=4", f"train.grpo_steps={grpo_steps}",
             "train.prompts_per_step=4", "rollout.n=2", "rollout.max_tokens=16", "train.eval_limit=6",
             "train.eval_every=0", f"train.save_every={save_every}", "learner.lr=1e-4", "logging.progress_bar=false",
+            "learner.lr_schedule=linear",  # so that a resume has to pick the schedule up where it was
             # the demo's minutes-long extras (vision pre-training, 25,600 more SFT images) are off here
             "model.tiny_vision_pretrain_steps=0", "data.synthetic_sft_images=0"]
 

@@ -26,13 +26,24 @@ def test_warmup_then_a_decay_that_ends_inside_the_stage():
         lr_factor(0, "cosin", 10)
 
 
-def test_each_stage_restarts_the_schedule_and_a_resume_goes_on_mid_stage():
+def _scheduler():
     param = torch.nn.Parameter(torch.zeros(2))
     param.grad = torch.ones(2)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(torch.optim.AdamW([param], lr=1.0), lambda step: 1.0)
-    start_schedule(scheduler, 1e-3, lr_factor(2, "cosine", 5), 0)  # SFT
-    assert _rates(scheduler, 5) == pytest.approx([5e-4, 1e-3, 1e-3, 7.5e-4, 2.5e-4])
-    start_schedule(scheduler, 1e-5, lr_factor(0, "constant", 3), 0)  # GRPO: not the tail of SFT's cosine
+    return torch.optim.lr_scheduler.LambdaLR(torch.optim.AdamW([param], lr=1.0), lambda step: 1.0)
+
+
+def test_each_stage_restarts_the_schedule_and_a_resume_goes_on_from_the_checkpoints_count():
+    scheduler = _scheduler()
+    start_schedule(scheduler, 1e-5, lr_factor(0, "constant", 3), restart=True)  # GRPO alone
     assert _rates(scheduler, 3) == pytest.approx([1e-5] * 3)
-    start_schedule(scheduler, 1e-3, lr_factor(2, "cosine", 5), 3)  # an SFT stage resumed after 3 steps
+    start_schedule(scheduler, 1e-3, lr_factor(2, "cosine", 5), restart=True)  # SFT
+    assert _rates(scheduler, 3) == pytest.approx([5e-4, 1e-3, 1e-3])
+    saved = scheduler.state_dict()  # what a checkpoint after 3 SFT updates holds
     assert _rates(scheduler, 2) == pytest.approx([7.5e-4, 2.5e-4])
+    start_schedule(scheduler, 1e-5, lr_factor(0, "linear", 2), restart=True)  # GRPO: not the tail of SFT's cosine
+    assert _rates(scheduler, 2) == pytest.approx([1e-5, 5e-6])
+
+    resumed = _scheduler()  # a new process: fresh optimizer, the checkpoint's scheduler state, then its stage
+    resumed.load_state_dict(saved)
+    start_schedule(resumed, 1e-3, lr_factor(2, "cosine", 5), restart=False)
+    assert _rates(resumed, 2) == pytest.approx([7.5e-4, 2.5e-4])
