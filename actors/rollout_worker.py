@@ -71,13 +71,14 @@ class WeightSyncError(RuntimeError):
 
 
 class RolloutPool:
-    """Work-stealing dispatch of request chunks over rollout workers, with restart on worker death.
+    """Dispatch of request chunks over rollout workers, with restart on worker death; with more chunks
+    than workers, a worker that finishes takes the next chunk (work stealing).
 
     `make_worker(i)` creates worker i (a real `RolloutWorker` or, in benchmarks, a simulated one).
     """
 
     def __init__(self, make_worker: Callable[[int], "ray.actor.ActorHandle"], num_workers: int,
-                 chunks_per_worker: int = 2, sync_timeout_s: float = 120.0):
+                 chunks_per_worker: int = 1, sync_timeout_s: float = 120.0):
         self.make_worker = make_worker
         self.workers = [make_worker(i) for i in range(num_workers)]
         self.chunks_per_worker = chunks_per_worker

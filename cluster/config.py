@@ -74,8 +74,10 @@ class RolloutConfig:
     enforce_eager: bool = True
     sync_timeout_s: float = 120.0
     # A batch goes out in num_workers x chunks_per_worker chunks; a worker that finishes takes the next, so
-    # faster workers take more. More chunks balance better but give each engine call a smaller batch.
-    chunks_per_worker: int = 2
+    # with more than 1, faster workers take more. But each engine call then has a smaller batch and its own
+    # tail: 2 real engines here made 9% fewer tokens/s with 2 chunks each than with 1 (benchmarks/README.md).
+    # 1 = the static even split verl and OpenRLHF use; raise it for workers of unequal speed.
+    chunks_per_worker: int = 1
 
 
 @dataclass

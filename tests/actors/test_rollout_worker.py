@@ -57,8 +57,8 @@ def test_weights_from_a_blob_in_the_object_store_take_effect_and_leave_the_blob_
 
 def test_worker_killed_mid_generation_is_restarted_and_no_prompt_is_lost(pool):
     victim = ray.get(pool.workers[0].pid.remote())
-    requests = _requests(12)
-    timer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
+    requests = _requests(32)  # ~2 s of generation per worker: the kill lands while its chunk runs
+    timer = threading.Timer(0.5, os.kill, (victim, signal.SIGKILL))
     timer.start()
     groups = pool.generate(requests, max_tokens=400, temperature=1.0)
     timer.join()
