@@ -132,7 +132,7 @@ def real_workers(args, model_dir: Path, rcfg, bare) -> tuple[dict, int]:
 
     configs = {"bare": bare_call}
     for n in args.workers:
-        pool = big if n == len(big.workers) else RolloutPool(lambda i: big.workers[i], n)
+        pool = big if n == len(big.workers) else RolloutPool(lambda i: big.workers[i], n, rcfg.chunks_per_worker)
         configs[f"pool{n}"] = lambda pool=pool: pool_call(pool)
         for k in args.also_chunks_per_worker:  # the same workers, the batch cut into other chunk counts
             other = RolloutPool(lambda i: big.workers[i], n, chunks_per_worker=k)
@@ -267,7 +267,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--also-chunks-per-worker", type=int, nargs="*", default=[],
                    help="also time the real pools with the batch cut into these chunk counts per worker (rollout."
-                        "chunks_per_worker, 2 by default), in the same rounds")
+                        "chunks_per_worker, 1 by default), in the same rounds")
     p.add_argument("--seconds-per-token", type=float, nargs="+", default=[1e-4, 1e-3],
                    help="simulated engine speeds; the first gives simulated_efficiency (1e-4 = 10k tokens/s per "
                         "worker, a 3B model at full batch on one GPU; 1e-3 ~ the same engine on an 8-sequence chunk)")
