@@ -30,7 +30,7 @@ class Learner:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(self, model_dir: str, cfg: LearnerConfig, addr: str, port: int) -> int:
+    def setup(self, model_dir: str, cfg: LearnerConfig, addr: str, port: int, temperature: float) -> int:
         import torch
 
         os.environ.update(MASTER_ADDR=addr, MASTER_PORT=str(port), RANK=str(self.rank),
@@ -43,7 +43,7 @@ class Learner:
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo")
-        self.trainer = PolicyTrainer(model_dir, cfg, self.world_size)
+        self.trainer = PolicyTrainer(model_dir, cfg, self.world_size, temperature)
         return os.getpid()
 
     def train_step(self, shard) -> dict:
@@ -82,12 +82,15 @@ class LearnerRankError(RuntimeError):
 class LearnerGroup:
     """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them)."""
 
-    def __init__(self, model_dir: str, cfg: LearnerConfig, max_tokens: int, actor_options=None):
+    """`temperature`: the rollout's, the distribution the learner scores responses under."""
+
+    def __init__(self, model_dir: str, cfg: LearnerConfig, max_tokens: int, actor_options=None,
+                 temperature: float = 1.0):
         self.cfg, self.max_tokens = cfg, max_tokens
         options = actor_options or (lambda rank: {"num_cpus": cfg.cpus_per_rank, "num_gpus": cfg.gpus_per_rank})
         self.ranks = [Learner.options(**options(r)).remote(r, cfg.num_ranks) for r in range(cfg.num_ranks)]
         addr, port = ray.get(self.ranks[0].master_address.remote())
-        self.pids = ray.get([r.setup.remote(model_dir, cfg, addr, port) for r in self.ranks])
+        self.pids = ray.get([r.setup.remote(model_dir, cfg, addr, port, temperature) for r in self.ranks])
 
     def _call(self, method: str, per_rank: list[tuple]) -> list:
         """`method(*per_rank[k])` on rank k, for every rank; the results in rank order."""

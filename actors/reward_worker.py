@@ -29,6 +29,7 @@ class RewardPool:
 
     `worker_options` go to `ray.remote(...).options` (e.g. {"num_cpus": 0.5}); `worker_cls` lets a test
     substitute a faulty worker. A shard is re-run on a replacement worker at most `max_restarts` times.
+    `group_size` (G) keeps a prompt drawn twice in a row two groups (rewards.group_layout).
     """
 
     def __init__(
@@ -40,10 +41,12 @@ class RewardPool:
         worker_options: dict | None = None,
         worker_cls: type = RewardWorker,
         max_restarts: int = 3,
+        group_size: int | None = None,
     ):
         if num_workers < 1:
             raise ValueError("a reward pool needs at least one worker")
         self.preset, self.weights, self.scope, self.max_restarts = preset, weights, scope, max_restarts
+        self.group_size = group_size
         self._actor_cls = ray.remote(worker_cls).options(**{"num_cpus": 1, **(worker_options or {})})
         self.workers = [self._actor_cls.remote() for _ in range(num_workers)]
 
@@ -83,6 +86,7 @@ class RewardPool:
             variants,
             self.weights,
             self.scope,
+            self.group_size,
         )
 
     def shutdown(self) -> None:

@@ -237,7 +237,7 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     from cluster.batches import media_request, prompt_token_ids
     from cluster.config import QThinkConfig, RewardConfig
     from cluster.evaluation import media_options
-    from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
+    from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
     from rollout.manifest import ManifestReader
 
     torch.set_num_threads(2)
@@ -248,7 +248,7 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     request = media_request(sample.row.id, "image", sample.media, cfg)
     prompt, media = prompt_token_ids(processor, request), media_tensors(processor, "image", request.image)
     rng = np.random.default_rng(args.seed)  # response content does not change the cost: ordinary BPE ids
-    seqs = [ScoredSequence(prompt, rng.integers(100, 1000, args.max_tokens).tolist(), media)
+    seqs = [scored_sequence(model.config, prompt, rng.integers(100, 1000, args.max_tokens).tolist(), media)
             for _ in range(args.micro_batch)]
     pad = processor.tokenizer.pad_token_id
     sum(lp.mean() for lp in sequence_logprobs(model, seqs, pad)).backward()  # warm-up

@@ -115,6 +115,10 @@ class LearnerConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2
     dual_clip: float = 0.0  # 0 disables; else c > 1 bounds negative-advantage ratios (dual-clip PPO)
+    # Engine/learner mismatch correction: none | tis (truncated importance sampling, as TRL and verl offer):
+    # each token's loss weighted by min(pi_learner / pi_engine, rollout_is_cap); ratio statistics logged
+    rollout_is: str = "none"
+    rollout_is_cap: float = 2.0
     beta: float = 0.04  # KL coefficient; 0 skips the reference model
     kl_estimator: str = "k3"  # k1 | k2 | k3
     gradient_checkpointing: bool = False
@@ -326,6 +330,16 @@ def check_train_config(config: QThinkConfig) -> None:
     for key in ("lr_schedule", "sft_lr_schedule"):
         if getattr(learner, key) not in LR_SCHEDULES:
             raise ConfigError(f"learner.{key}: unknown {getattr(learner, key)!r} (one of {', '.join(LR_SCHEDULES)})")
+    if learner.dual_clip != 0 and learner.dual_clip <= 1:
+        raise ConfigError(f"learner.dual_clip: 0 (off) or a bound c > 1, got {learner.dual_clip}")
+    if learner.rollout_is not in ("none", "tis") or learner.rollout_is_cap <= 0:
+        raise ConfigError(f"learner.rollout_is: none | tis with rollout_is_cap > 0, got {learner.rollout_is!r}, "
+                          f"cap {learner.rollout_is_cap}")
+    if "grpo" in stages and not (config.rollout.temperature > 0 and config.rollout.top_p == 1.0):
+        raise ConfigError("rollout.temperature must be > 0 and rollout.top_p 1.0 for GRPO: the learner scores each "
+                          "response under the full distribution at the rollout temperature, and a truncated one "
+                          f"would bias every update (got temperature {config.rollout.temperature}, "
+                          f"top_p {config.rollout.top_p})")
     if config.rollout.chunks_per_worker < 1:
         raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {config.rollout.chunks_per_worker}")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])

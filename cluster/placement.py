@@ -38,7 +38,7 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
 
 
 def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:
-    return LearnerGroup(model_dir, cfg.learner, max_tokens=cfg.rollout.max_tokens)
+    return LearnerGroup(model_dir, cfg.learner, max_tokens=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature)
 
 
 def reward_pool(cfg: QThinkConfig) -> RewardPool:
@@ -46,4 +46,4 @@ def reward_pool(cfg: QThinkConfig) -> RewardPool:
     weights = {**{name: 1.0 for name in w.custom}, **w.weights}
     scope = None if w.rank_scope == "global" else w.rank_slice
     return RewardPool(w.num_workers, preset=w.preset, weights=weights or None, scope=scope,
-                      worker_options={"num_cpus": 1})
+                      worker_options={"num_cpus": 1}, group_size=cfg.rollout.n)

@@ -16,12 +16,15 @@ from cluster.config import LR_SCHEDULES, LearnerConfig  # dataclass only
 
 
 def deepspeed_config(cfg: LearnerConfig) -> dict:
+    """bf16 runs accumulate gradients over micro-batches in fp32 (`grad_accum_dtype`): in bf16 a micro-batch
+    whose gradient is below 2^-8 of the running sum adds nothing (tests/learners/test_deepspeed_setup.py)."""
     return {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": 1,
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": cfg.zero_stage, "overlap_comm": False, "contiguous_gradients": True},
         "bf16": {"enabled": cfg.dtype == "bf16"},
+        **({"data_types": {"grad_accum_dtype": "fp32"}} if cfg.dtype == "bf16" else {}),
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,

@@ -1,8 +1,11 @@
 """Per-token log-probs and entropy of response tokens under a Qwen2.5-VL model (learner side).
 
-The learner must score exactly the context the engine sampled from: it uses the prompt ids vLLM reports
-(already expanded with image/video pads) and rebuilds only the pixel tensors from the same media with the
-same processor config. Positions (mrope) come from the model itself, given the grids and attention mask.
+The learner must score exactly what the engine sampled from, or the GRPO gradient and every importance
+ratio are off: the prompt ids vLLM reports (already expanded with image/video pads), pixel tensors rebuilt
+from the same media by the same processor, video timing from the same sampling metadata, vLLM's M-RoPE
+positions (learners/positions.py), and the distribution vLLM draws from: logits plus the engine's logit
+bias on the banned pad tokens, divided by the rollout temperature (the engine reports these "processed"
+log-probs). Top-p/top-k truncation is not reproduced: the config refuses it for training.
 """
 
 from __future__ import annotations
@@ -11,18 +14,29 @@ from dataclasses import dataclass
 
 import torch
 
+from learners.positions import mrope_positions, video_seconds_per_grid
+from rollout.engine import BANNED_LOGIT_BIAS, default_video_meta
+
 
 @dataclass
 class ScoredSequence:
-    """A prompt (expanded ids) + one response, with the pixel tensors of its media."""
+    """A prompt (expanded ids) + one response, with the pixel tensors of its media and its positions."""
 
     prompt_ids: list[int]
     response_ids: list[int]
     media: dict  # output of media_tensors()
+    positions: torch.Tensor  # [3, prompt + response] M-RoPE positions, as vLLM sampled with
+
+
+def scored_sequence(config, prompt_ids: list[int], response_ids: list[int], media: dict) -> ScoredSequence:
+    positions = mrope_positions(prompt_ids + response_ids, config, media.get("image_grid_thw"),
+                                media.get("video_grid_thw"), media.get("second_per_grid_ts"))
+    return ScoredSequence(prompt_ids, response_ids, media, positions)
 
 
 def media_tensors(processor, media_type: str, image=None, frames=None, video_meta=None) -> dict:
-    """Pixel tensors for one item, built by the model's own processor (same resize as vLLM uses)."""
+    """Pixel tensors for one item, built by the model's own processor (same resize as vLLM uses); a video's
+    timing from the metadata the engine was given with its frames (the same default when there was none)."""
     if media_type == "image":
         return dict(processor.image_processor(images=[image], return_tensors="pt"))
     if media_type == "images":
@@ -30,8 +44,8 @@ def media_tensors(processor, media_type: str, image=None, frames=None, video_met
     if media_type == "video":
         vp = processor.video_processor
         out = dict(vp(videos=[frames], do_sample_frames=False, return_tensors="pt"))
-        fps = (video_meta or {}).get("fps", 2.0)
-        out["second_per_grid_ts"] = torch.tensor([vp.temporal_patch_size / fps])
+        meta = video_meta or default_video_meta(len(frames))
+        out["second_per_grid_ts"] = torch.tensor([video_seconds_per_grid(vp.temporal_patch_size, meta)])
         return out
     raise ValueError(f"unknown media_type {media_type!r}")
 
@@ -42,32 +56,44 @@ def _collate_media(items: list[dict]) -> dict:
 
 
 def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperature: float = 1.0,
-                      with_entropy: bool = False):
+                      banned_ids: list[int] = (), with_entropy: bool = False):
     """Log-prob (and entropy) of every response token; one right-padded forward for the micro-batch.
 
     Only the positions that predict response tokens get logits (`logits_to_keep`), and they are taken
     out with ONE gather: slicing each sequence out of the full logits made every slice's backward
     zero-fill a logits-sized gradient — 57% of a tiny model's forward+backward (benchmarks/vs_trl.py).
+    `banned_ids` get the engine's logit bias (rollout/engine.py), then logits are divided by `temperature`,
+    in vLLM's order. The entropy is a metric: it is computed outside the graph, so no second
+    [tokens x vocab] tensor waits for the backward.
     Returns lists of 1-D tensors (one per sequence, length = its response) so callers never see padding.
     """
     lengths = [len(s.prompt_ids) + len(s.response_ids) for s in seqs]
     width = max(lengths)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    positions = torch.zeros((3, len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
         ids[i, : lengths[i]] = torch.tensor(s.prompt_ids + s.response_ids)
         mask[i, : lengths[i]] = 1
+        positions[:, i, : lengths[i]] = s.positions
     first = min(len(s.prompt_ids) for s in seqs) - 1  # the earliest position that predicts a response token
     rows = torch.cat([torch.full((len(s.response_ids),), i) for i, s in enumerate(seqs)])
     cols = torch.cat([torch.arange(len(s.prompt_ids) - 1, n - 1) for s, n in zip(seqs, lengths)])
     device = next(model.parameters()).device
     media = {k: v.to(device) for k, v in _collate_media([s.media for s in seqs]).items()}
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False,
-                   logits_to_keep=torch.arange(first, width - 1, device=device), **media).logits
-    step = torch.log_softmax(logits[rows.to(device), (cols - first).to(device)].float() / temperature, dim=-1)
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                   use_cache=False, logits_to_keep=torch.arange(first, width - 1, device=device), **media).logits
+    picked = logits[rows.to(device), (cols - first).to(device)].float()
+    if len(banned_ids):
+        bias = torch.zeros(picked.shape[-1], device=device)
+        bias[list(banned_ids)] = BANNED_LOGIT_BIAS
+        picked = picked + bias
+    step = torch.log_softmax(picked / temperature, dim=-1)
     logp = step.gather(-1, ids[rows, cols + 1].to(device)[:, None]).squeeze(-1)
     sizes = [len(s.response_ids) for s in seqs]
     logps = list(logp.split(sizes))
     if not with_entropy:
         return logps
-    return logps, list((-(step.exp() * step).sum(-1)).split(sizes))
+    with torch.no_grad():
+        entropy = -(step.exp() * step).sum(-1)
+    return logps, list(entropy.split(sizes))

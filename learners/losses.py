@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+# exp() of a log-ratio beyond this overflows float32 (e^89) long before it means anything; responses from an
+# older policy (one-step-off) can be that far from the current one on a rare token. verl clamps at the same.
+LOG_RATIO_CLAMP = 20.0
 
 
 def group_advantages(rewards: np.ndarray, group_size: int, kind: str = "grpo", eps: float = 1e-6) -> np.ndarray:
@@ -48,7 +51,7 @@ def clipped_policy_loss(logp, old_logp, advantages, clip_low=0.2, clip_high=0.2,
 
     Returns (loss [N, L], clipped mask [N, L]).
     """
-    ratio = torch.exp(logp - old_logp)
+    ratio = torch.exp(torch.clamp(logp - old_logp, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
     adv = advantages[:, None]
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
@@ -61,6 +64,14 @@ def clipped_policy_loss(logp, old_logp, advantages, clip_low=0.2, clip_high=0.2,
         loss = torch.where(dual, bound, loss)
         was_clipped = was_clipped | dual
     return loss, was_clipped
+
+
+def truncated_is_weights(old_logp: torch.Tensor, rollout_logp: torch.Tensor, cap: float):
+    """Truncated importance sampling (TIS, as TRL's and verl's rollout correction): the engine samples from
+    a slightly different distribution than the learner scores (kernels, bf16, a stale cache), so each
+    token's loss is weighted by min(pi_learner / pi_engine, cap), detached. Returns (weights, capped mask)."""
+    ratio = torch.exp(torch.clamp(old_logp - rollout_logp, -LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)).detach()
+    return torch.clamp(ratio, max=cap), ratio > cap
 
 
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, norm: dict) -> torch.Tensor:

@@ -19,9 +19,10 @@ import torch
 
 from cluster.config import LearnerConfig  # dataclass only
 from learners.deepspeed_setup import build_engine, lr_factor, start_schedule
-from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
-from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss
+from learners.logprobs import ScoredSequence, media_tensors, scored_sequence, sequence_logprobs
+from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss, truncated_is_weights
 from learners.weights import full_state_dict, gathered
+from rollout.engine import banned_token_ids
 from rollout.safetensors_blob import safetensors_blob
 
 
@@ -52,15 +53,21 @@ class TrainShard:
     num_micro: int
     norm: dict = field(default_factory=dict)
     off_policy: bool = False  # responses from an older policy: the engine's log-probs are the behaviour policy
+    # a stand-in sequence (and its media) for a rank with no sequence of its own: it trains with weight 0
+    padding: list[TrainSequence] = field(default_factory=list)
+    padding_media: dict[str, MediaItem] = field(default_factory=dict)
 
 
 class PolicyTrainer:
-    def __init__(self, model_dir: str, cfg: LearnerConfig, world_size: int = 1):
+    """`temperature` is the rollout's: responses are scored under the distribution they were drawn from."""
+
+    def __init__(self, model_dir: str, cfg: LearnerConfig, world_size: int = 1, temperature: float = 1.0):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.cfg, self.world_size = cfg, world_size
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.pad_id = self.processor.tokenizer.pad_token_id
+        self.sampling = dict(temperature=temperature, banned_ids=banned_token_ids(self.processor.tokenizer))
         dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
         model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
         # Copied whole, before ZeRO-3 partitions the model; DeepSpeed moves only the engine's copy to the GPU.
@@ -73,55 +80,70 @@ class PolicyTrainer:
     def _scored(self, shard: TrainShard, seqs: list[TrainSequence], cache: dict) -> list[ScoredSequence]:
         for s in seqs:
             if s.media_key not in cache:
-                m = shard.media[s.media_key]
+                m = shard.media.get(s.media_key) or shard.padding_media[s.media_key]
                 cache[s.media_key] = media_tensors(self.processor, m.media_type, m.image, m.frames, m.video_meta)
-        return [ScoredSequence(s.prompt_ids, s.response_ids, cache[s.media_key]) for s in seqs]
+        config = self.engine.module.config
+        return [scored_sequence(config, s.prompt_ids, s.response_ids, cache[s.media_key]) for s in seqs]
+
+    def _logprobs(self, model, scored: list[ScoredSequence], with_entropy: bool = False, temperature=None):
+        sampling = self.sampling if temperature is None else {**self.sampling, "temperature": temperature}
+        return sequence_logprobs(model, scored, self.pad_id, **sampling, with_entropy=with_entropy)
 
     def _micro_batches(self, shard: TrainShard):
+        """(sequences, loss weight) per micro-batch, the same count on every rank. A micro-batch with no
+        sequence of its own (fewer sequences than ranks x micro-batches) runs a real forward and backward
+        on a stand-in sequence with weight 0, as verl and OpenRLHF pad: under ZeRO-3 every rank's forward
+        gathers the same parameters in the same order (a rank that skipped it left the others' gathers
+        unmatched), and under ZeRO-2 the gradient buckets fill and reduce in the same order."""
         parts = np.array_split(np.arange(len(shard.sequences)), shard.num_micro)
+        stand_in = shard.sequences[:1] or shard.padding
         for i, idx in enumerate(parts):
             self.engine.set_gradient_accumulation_boundary(i == len(parts) - 1)
-            yield [shard.sequences[j] for j in idx]
+            seqs = [shard.sequences[j] for j in idx]
+            yield (seqs, 1.0) if seqs else (stand_in, 0.0)
 
     def _backward(self, loss: torch.Tensor) -> None:
         # DeepSpeed averages gradients over ranks; the loss is already normalised globally, so undo that.
         self.engine.backward(loss * self.world_size, scale_wrt_gas=False)
         self.engine.step()
 
-    def _idle_backward(self) -> None:
-        """A rank with no sequence in this micro-batch still joins the collective gradient reduction."""
-        self._backward(sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0)
-
     def _lr(self) -> float:
         """The rate this step's update uses (read before the step moves the schedule on)."""
         return float(self.engine.lr_scheduler.optimizer.param_groups[0]["lr"])
 
     def train_step(self, shard: TrainShard) -> dict:
-        cfg, sums = self.cfg, dict(loss=0.0, kl=0.0, entropy=0.0, clipped=0.0, tokens=0.0, gap=0.0, gap_tokens=0.0)
-        sums["lr"] = self._lr()
+        cfg = self.cfg
+        sums = dict(loss=0.0, kl=0.0, entropy=0.0, clipped=0.0, tokens=0.0, gap=0.0, gap_tokens=0.0,
+                    is_weight=0.0, is_capped=0.0, is_max=0.0, lr=self._lr())
         self.engine.train()
         cache: dict = {}
-        for seqs in self._micro_batches(shard):
-            if not seqs:
-                self._idle_backward()
-                continue
+        for seqs, weight in self._micro_batches(shard):
             scored = self._scored(shard, seqs, cache)
-            logps, ents = sequence_logprobs(self.engine, scored, self.pad_id, with_entropy=True)
+            logps, ents = self._logprobs(self.engine, scored, with_entropy=True)
             logp, mask = pad_stack(logps)
             adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype, device=logp.device)
-            old = (pad_stack([torch.tensor(s.rollout_logprobs, device=logp.device) for s in seqs])[0]
-                   if shard.off_policy else logp.detach())
+            rollout = pad_stack([torch.tensor(s.rollout_logprobs or [0.0] * len(s.response_ids), device=logp.device,
+                                              dtype=logp.dtype) for s in seqs])[0]
+            old = rollout if shard.off_policy else logp.detach()
             per_token, clipped = clipped_policy_loss(logp, old, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip)
+            if cfg.rollout_is == "tis" and not shard.off_policy:
+                is_weight, capped = truncated_is_weights(old, rollout, cfg.rollout_is_cap)
+                per_token = per_token * is_weight
+                sums["is_weight"] += weight * float((is_weight * mask).sum())
+                sums["is_capped"] += weight * float((capped & mask).sum())
+                sums["is_max"] = max(sums["is_max"], weight * float(is_weight[mask].max()))
             if self.ref is not None:
                 with torch.no_grad():
-                    ref_logp, _ = pad_stack(sequence_logprobs(self.ref, scored, self.pad_id))
+                    ref_logp, _ = pad_stack(self._logprobs(self.ref, scored))
                 kl = kl_estimate(logp, ref_logp, cfg.kl_estimator)
                 per_token = per_token + cfg.beta * kl
-                sums["kl"] += float((kl.detach() * mask).sum())
-            loss = aggregate(per_token, mask, cfg.loss_agg, shard.norm)
+                sums["kl"] += weight * float((kl.detach() * mask).sum())
+            loss = aggregate(per_token, mask, cfg.loss_agg, shard.norm) * weight
             self._backward(loss)
+            if not weight:
+                continue
             sums["loss"] += float(loss.detach())
-            sums["entropy"] += float(sum(e.detach().sum() for e in ents))
+            sums["entropy"] += float(sum(e.sum() for e in ents))
             sums["clipped"] += float((clipped & mask).sum())
             sums["tokens"] += float(mask.sum())
             for s, lp in zip(seqs, logps):
@@ -132,18 +154,15 @@ class PolicyTrainer:
         return sums
 
     def sft_step(self, shard: TrainShard) -> dict:
-        """Cross-entropy on response tokens (Q-Ponder's cold start); same micro-batching as GRPO."""
+        """Cross-entropy on response tokens at temperature 1 (Q-Ponder's cold start); same micro-batching as GRPO."""
         self.engine.train()
         sums, cache = dict(loss=0.0, tokens=0.0, lr=self._lr()), {}
-        for seqs in self._micro_batches(shard):
-            if not seqs:
-                self._idle_backward()
-                continue
-            logp, mask = pad_stack(sequence_logprobs(self.engine, self._scored(shard, seqs, cache), self.pad_id))
-            loss = sft_loss(logp, mask, shard.norm)
+        for seqs, weight in self._micro_batches(shard):
+            logp, mask = pad_stack(self._logprobs(self.engine, self._scored(shard, seqs, cache), temperature=1.0))
+            loss = sft_loss(logp, mask, shard.norm) * weight
             self._backward(loss)
             sums["loss"] += float(loss.detach())
-            sums["tokens"] += float(mask.sum())
+            sums["tokens"] += weight * float(mask.sum())
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return sums
 
@@ -165,13 +184,14 @@ class PolicyTrainer:
 
     @torch.no_grad()
     def score(self, shard: TrainShard) -> list[list[float]]:
-        """Current log-probs of each response (eval mode): what the engine should report after a sync."""
+        """Current log-probs of each response (eval mode): what the engine should report after a sync. The
+        same micro-batches as a step, stand-ins included: under ZeRO-3 every forward is a collective."""
         self.engine.eval()
         cache: dict = {}
         out = []
-        for i in range(0, len(shard.sequences), self.cfg.micro_batch_size):
-            seqs = self._scored(shard, shard.sequences[i : i + self.cfg.micro_batch_size], cache)
-            out += [lp.tolist() for lp in sequence_logprobs(self.engine, seqs, self.pad_id)]
+        for seqs, weight in self._micro_batches(shard):
+            logps = self._logprobs(self.engine, self._scored(shard, seqs, cache))
+            out += [lp.tolist() for lp in logps] if weight else []
         return out
 
     def weights_blob(self, dtype: torch.dtype | None = None) -> np.ndarray:
@@ -227,7 +247,9 @@ def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], wor
     for idx in parts:
         seqs = [sequences[i] for i in idx]
         keys = {s.media_key for s in seqs}
-        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy))
+        padding = [] if seqs or not sequences else sequences[:1]
+        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy, padding,
+                                 {s.media_key: media[s.media_key] for s in padding}))
     return shards
 
 
@@ -243,6 +265,9 @@ def merge_rank_metrics(per_rank: list[dict], prefix: str = "") -> dict:
         out["clip_frac"] = total["clipped"] / tokens
     if total.get("gap_tokens"):
         out["rollout_logprob_gap"] = total["gap"] / total["gap_tokens"]
+    if total.get("is_weight"):  # rollout_is: tis
+        out |= {"is_weight_mean": total["is_weight"] / tokens, "is_capped_frac": total["is_capped"] / tokens,
+                "is_weight_max": max(m["is_max"] for m in per_rank)}
     if "lr" in per_rank[0]:
         out["lr"] = per_rank[0]["lr"]
     return {prefix + k: v for k, v in out.items()}

@@ -59,14 +59,17 @@ def score_responses(preset: str, responses: list[str], mos) -> ResponseScores:
     )
 
 
-def group_layout(prompt_ids: list, variants: list[str]) -> tuple[int, dict[str, np.ndarray]]:
+def group_layout(prompt_ids: list, variants: list[str], group_size: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
     """G and, per variant, the row indices as (B_v, G).
 
-    Groups are runs of consecutive rows with equal (prompt_id, variant), all of the same length G.
+    Groups are runs of consecutive rows with equal (prompt_id, variant), all of the same length G. With
+    `group_size` given, a run is cut every G rows: the same prompt drawn twice in a row (an epoch boundary,
+    a manifest smaller than one step) is two groups, not one of 2G.
     """
     runs: list[list[int]] = []
     for row, key in enumerate(zip(prompt_ids, variants, strict=True)):
-        if row and key == (prompt_ids[row - 1], variants[row - 1]):
+        same = row and key == (prompt_ids[row - 1], variants[row - 1])
+        if same and (group_size is None or len(runs[-1]) < group_size):
             runs[-1].append(row)
         else:
             runs.append([row])
@@ -112,8 +115,10 @@ def score_gathered(
     variants: list[str] | None = None,
     weights: dict | None = None,
     scope: int | None = None,
+    group_size: int | None = None,
 ) -> BatchRewards:
-    """Group components on the gathered batch, custom components, weighted total."""
+    """Group components on the gathered batch, custom components, weighted total. `group_size` (G) lets
+    one prompt id stand for several adjacent groups (group_layout)."""
     spec = get_preset(preset)
     mos = np.asarray(mos, dtype=np.float64)
     n = len(responses)
@@ -123,7 +128,7 @@ def score_gathered(
     if scope is not None and scope < 1:
         raise ValueError(f"scope must be a positive number of prompts, got {scope}")
     resolved = resolve_weights(spec, weights)
-    size, rows = group_layout(list(prompt_ids), variants)
+    size, rows = group_layout(list(prompt_ids), variants, group_size)
     parsed = scores.parsed
     values = {c.name: np.zeros(n) for c in spec.components} | dict(scores.values)
 
@@ -160,8 +165,10 @@ def score_batch(
     variants: list[str] | None = None,
     weights: dict | None = None,
     scope: int | None = None,
+    group_size: int | None = None,
 ) -> BatchRewards:
     """Every component of `preset` for one batch (G consecutive responses per prompt), plus the total."""
     return score_gathered(
-        preset, responses, score_responses(preset, responses, mos), mos, prompt_ids, variants, weights, scope
+        preset, responses, score_responses(preset, responses, mos), mos, prompt_ids, variants, weights, scope,
+        group_size,
     )

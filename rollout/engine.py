@@ -2,8 +2,9 @@
 
 Two traps of Qwen-VL + vLLM shape this file (DESIGN.md, "Environment facts"; verl #3469, R1-V #91):
 1. vLLM can sample `<|image_pad|>`/`<|video_pad|>`; the learner's forward then fails ("Image features and
-   image tokens do not match"). Those ids are banned by logit bias. vLLM reports raw logprobs (before
-   the bias), which is what the learner computes, so the importance ratio stays exact.
+   image tokens do not match"). Those ids are banned by logit bias. The engine reports the log-probs of
+   the distribution it samples from (`processed_logprobs`: bias and temperature applied), and the learner
+   computes that same distribution (learners/logprobs.py), so importance ratios stay exact.
 2. Prompt ids that already hold expanded pads are expanded AGAIN by vLLM. The engine is given the prompt
    TEXT plus the media, and returns the prompt ids vLLM actually used; the learner trains on those.
 Weights are replaced in place (`reload_weights`) and the multimodal caches are reset: a stale encoder
@@ -21,6 +22,7 @@ from cluster.config import RolloutConfig  # dataclass only: no Ray, no wiring
 from rollout.prompts import quality_messages
 
 BANNED_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
+BANNED_LOGIT_BIAS = -100.0
 
 
 @dataclass
@@ -120,7 +122,7 @@ def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", m
         model=str(model_dir), dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
         max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
-        limit_mm_per_prompt={"image": max_media, "video": 1},
+        limit_mm_per_prompt={"image": max_media, "video": 1}, logprobs_mode="processed_logprobs",
         worker_extension_cls="rollout.engine.WeightReloadExtension", **cpu_only,
     )
 
@@ -137,7 +139,7 @@ def sampling_params(config: RolloutConfig, banned_ids: list[int], n: int, seed: 
     return SamplingParams(
         n=n, temperature=overrides.get("temperature", c.temperature), top_p=overrides.get("top_p", c.top_p),
         max_tokens=overrides.get("max_tokens", c.max_tokens), seed=seed, logprobs=0,
-        logit_bias={i: -100.0 for i in banned_ids},
+        logit_bias={i: BANNED_LOGIT_BIAS for i in banned_ids},
     )
 
 

@@ -91,3 +91,33 @@ def test_reference_reset_anchors_kl_at_the_current_policy_and_survives_a_checkpo
     assert resumed.train_step(seqs, media)["kl"] == pytest.approx(expected, rel=1e-4)
     for r in resumed.ranks:
         ray.kill(r)
+
+
+@pytest.mark.timeout(900)  # the failure this guards against is a hang in a collective
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_a_rank_with_no_sequence_of_its_own_trains_a_stand_in_at_weight_zero_and_the_update_equals_one_ranks(
+        ray_local, tiny_model_dir, zero_stage):
+    _, seqs, media = grpo_batch(tiny_model_dir, groups=1, g=3, seed=4)
+
+    def score_step_weights(ranks, batch):
+        group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=ranks, zero_stage=zero_stage, micro_batch_size=1),
+                             max_tokens=8)
+        scores = group.score(batch, media)  # eval forwards are collectives under ZeRO-3 too
+        metrics = group.train_step(batch, media)
+        weights = load(bytes(ray.get(group.weights_ref())))
+        for r in group.ranks:
+            ray.kill(r)
+        return scores, metrics, weights
+
+    # 1 sequence for 2 ranks: rank 1 has nothing at all; 3 sequences at 1 per micro-batch: rank 0 runs 2
+    # micro-batches, rank 1 one of its own and one stand-in.
+    for batch in (seqs[:1], seqs):
+        s1, one, w1 = score_step_weights(1, batch)
+        s2, two, w2 = score_step_weights(2, batch)
+        assert len(s2) == len(batch) and all(a == pytest.approx(b, abs=1e-6) for a, b in zip(s2, s1))
+        assert two["response_tokens"] == one["response_tokens"] == sum(len(s.response_ids) for s in batch)
+        assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
+        assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
+        assert two["kl"] == pytest.approx(one["kl"], rel=1e-4, abs=1e-9)
+        for k in w1:
+            torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-4)

@@ -88,3 +88,15 @@ def test_worker_killed_mid_batch_is_replaced(ray_local):
     assert pool.workers[0] is not victim
     assert_same(scored["result"], score_batch("vqathinker", responses, mos, ids, variants))
     pool.shutdown()
+
+
+def test_the_same_prompt_in_two_adjacent_groups_is_scored_as_two_groups(ray_local):
+    # an epoch boundary or a manifest smaller than one step draws a prompt twice in a row, perturbed copies too
+    responses, mos, ids, variants = video_batch(n_prompts=4, size=4)
+    repeated = ["v1" if pid == "v2" else pid for pid in ids]  # v1 v1 back to back, in both variants
+    renamed = score_batch("vqathinker", responses, mos, ids, variants)  # what the two groups are worth apart
+    pool = RewardPool(2, "vqathinker", worker_options=SMALL, group_size=4)
+    assert_same(pool.score(responses, mos, repeated, variants), renamed)
+    pool.shutdown()
+    with pytest.raises(ValueError, match="same number of consecutive responses"):  # G unknown: ambiguous
+        score_batch("vqathinker", responses, mos, repeated, variants)

@@ -35,7 +35,7 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     before = pool.generate(_requests(0))
     seqs, media = _train_batch(before, _requests(0))
     metrics = learner.train_step(seqs, media)
-    assert metrics["rollout_logprob_gap"] < 2e-3  # engine and learner agreed before the step too
+    assert metrics["rollout_logprob_gap"] < 1e-6  # engine and learner agreed before the step, to float error
 
     pool.broadcast_weights(learner.weights_ref(), version=1)
     after = pool.generate(_requests(100))
@@ -44,7 +44,7 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     learner_lp = learner.score(seqs_after, media_after)
     engine_lp = [s.logprobs for g in after for s in g]
     gaps = [np.abs(np.array(a) - np.array(b)).max() for a, b in zip(engine_lp, learner_lp)]
-    assert max(gaps) < 2e-3, gaps
+    assert max(gaps) < 1e-5, gaps  # the engine samples from exactly the learner's new weights
 
     # and the step mattered: the old engine weights would score these sequences differently
     stale = RolloutPool(lambda i: RolloutWorker.options(num_cpus=0).remote(str(tiny_model_dir), rollout_cfg), 1)

@@ -81,6 +81,12 @@ def test_cli_help_lists_the_commands_that_exist():
         (["data.template_teacher=oracle"], "data.template_teacher"),
         (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
         (["rollout.chunks_per_worker=0"], "rollout.chunks_per_worker"),
+        (["learner.dual_clip=0.5"], "learner.dual_clip"),
+        (["learner.dual_clip=1"], "learner.dual_clip"),
+        (["learner.rollout_is=is"], "learner.rollout_is"),
+        (["learner.rollout_is=tis", "learner.rollout_is_cap=0"], "learner.rollout_is"),
+        (["rollout.top_p=0.9"], "rollout.top_p 1.0 for GRPO"),
+        (["rollout.temperature=0"], "rollout.temperature must be > 0"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],
 )

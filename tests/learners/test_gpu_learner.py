@@ -17,9 +17,10 @@ import torch
 from safetensors.torch import load
 
 from cluster.config import LearnerConfig
-from learners.logprobs import ScoredSequence, media_tensors, sequence_logprobs
+from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
 from learner_batch import grpo_batch
 from learners.policy_trainer import PolicyTrainer, shard_batch
+from rollout.engine import banned_token_ids
 
 pytestmark = pytest.mark.gpu
 
@@ -46,8 +47,8 @@ def _batch(model_dir, seed=0, rollout_logprob=None):
     return grpo_batch(model_dir, g=4, seed=seed, token_range=(20, 2000), length_range=(4, 13),
                       rollout_logprob=rollout_logprob)
 
-def _scored(proc, seqs, media):
-    return [ScoredSequence(s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
+def _scored(proc, seqs, media, config):
+    return [scored_sequence(config, s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
             for s in seqs]
 
 
@@ -57,9 +58,9 @@ def test_sequence_logprobs_on_cuda_equal_the_cpu_in_fp32_and_stay_within_bf16_er
     # cuDNN runs fp32 convolutions (the patch embedding) in TF32 by default: exact fp32 is the claim here.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     proc, seqs, media = _batch(tiny_model_dir)
-    scored = _scored(proc, seqs, media)
     pad = proc.tokenizer.pad_token_id
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    scored = _scored(proc, seqs, media, model.config)
     with torch.no_grad():
         cpu_lp, cpu_ent = (torch.cat(t) for t in sequence_logprobs(model, scored, pad, with_entropy=True))
         gpu = sequence_logprobs(model.cuda(), scored, pad, with_entropy=True)
@@ -90,10 +91,11 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     (synced_dir / "model.safetensors").write_bytes(trainer.weights_blob())
     out["exported"] = load((synced_dir / "model.safetensors").read_bytes())
     synced = AutoModelForImageTextToText.from_pretrained(synced_dir, dtype=torch.bfloat16).cuda().eval()
-    scored = _scored(proc, seqs, media)
+    scored = _scored(proc, seqs, media, synced.config)
     with torch.no_grad():  # in the same micro-batches as `score`, so padding is the same
         out["synced"] = [lp.tolist() for i in range(0, len(scored), cfg.micro_batch_size)
-                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size], proc.tokenizer.pad_token_id)]
+                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size], proc.tokenizer.pad_token_id,
+                                                    banned_ids=banned_token_ids(proc.tokenizer))]
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from learners.losses import (aggregate, clipped_policy_loss, group_advantages, kl_estimate, pad_stack, sft_loss,
-                             zero_variance_groups)
+                             truncated_is_weights, zero_variance_groups)
 
 
 def test_grpo_and_dr_grpo_advantages_by_hand():
@@ -79,3 +79,20 @@ def test_sft_loss_is_token_mean_cross_entropy_on_response_tokens():
     logp, mask, _ = _batch()
     # -(sum of the six logps) / 6 ; padded zeros are masked
     assert float(sft_loss(logp, mask, {"tokens": 6})) == pytest.approx((1 + 2 + 0.5 + 0.5 + 1 + 3) / 6)
+
+
+def test_an_off_policy_log_ratio_beyond_20_is_clamped_instead_of_overflowing():
+    logp = torch.tensor([[0.0, -1.0]], requires_grad=True)
+    old = torch.tensor([[-200.0, -1.0]])  # a token the behaviour policy almost never drew
+    loss, _ = clipped_policy_loss(logp, old, torch.tensor([-1.0]), 0.2, 0.2)
+    assert torch.isfinite(loss).all() and loss[0, 0].item() == pytest.approx(math.exp(20.0), rel=1e-6)
+    loss.sum().backward()
+    assert torch.isfinite(logp.grad).all()
+
+
+def test_truncated_importance_weights_are_the_capped_learner_over_engine_ratio():
+    learner = torch.tensor([[-1.0, -2.0, -0.5]])
+    engine = torch.tensor([[-1.0, -1.0, -2.0]])  # ratios 1, e^-1, e^1.5 = 4.48
+    weights, capped = truncated_is_weights(learner, engine, cap=2.0)
+    torch.testing.assert_close(weights, torch.tensor([[1.0, math.exp(-1.0), 2.0]]))
+    assert capped.tolist() == [[False, False, True]]

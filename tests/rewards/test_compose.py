@@ -42,3 +42,14 @@ def test_unknown_variant_and_misaligned_inputs_are_rejected():
         score_batch("qthink", ["a", "b"], [3, 3], [0, 1], ["original", "shuffled"])
     with pytest.raises(ValueError, match="align"):
         score_batch("qthink", ["a", "b"], [3], [0, 1])
+
+
+def test_a_prompt_drawn_twice_in_a_row_is_two_groups_when_g_is_given():
+    responses, mos, ids = batch(4, 3)
+    repeated = [0, 0, 0, 0, 0, 0] + ids[6:]  # prompt 0 then prompt 0 again (its MOS row kept per response)
+    mos = np.asarray(mos)
+    mos[3:6] = mos[0]
+    apart = score_batch("qthink", responses, mos, [0, 0, 0, 9, 9, 9] + ids[6:])
+    together = score_batch("qthink", responses, mos, repeated, group_size=3)
+    for name in apart.components:
+        assert np.array_equal(together.components[name], apart.components[name]), name
