@@ -1,5 +1,8 @@
 """DeepSpeed learner ranks as Ray actors on gloo, with the real tiny Qwen2.5-VL (slow)."""
 
+import dataclasses
+import math
+
 import pytest
 import ray
 import torch
@@ -121,3 +124,30 @@ def test_a_rank_with_no_sequence_of_its_own_trains_a_stand_in_at_weight_zero_and
         assert two["kl"] == pytest.approx(one["kl"], rel=1e-4, abs=1e-9)
         for k in w1:
             torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-4)
+
+
+def test_truncated_importance_sampling_weights_each_token_by_the_capped_learner_over_engine_ratio(
+        ray_local, tiny_model_dir):
+    _, seqs, media = grpo_batch(tiny_model_dir, seed=5)
+    cfg = _cfg(num_ranks=1, beta=0.0, rollout_is="tis", rollout_is_cap=2.0)
+    group = LearnerGroup(str(tiny_model_dir), _cfg(num_ranks=1, beta=0.0), max_tokens=8)
+    own = group.score(seqs, media)  # the learner's log-probs: an engine that agrees exactly
+    for r in group.ranks:
+        ray.kill(r)
+
+    def loss_with_engine_logprobs(shift):  # the engine's log-probs = the learner's + shift
+        batch = [dataclasses.replace(s, rollout_logprobs=[x + shift for x in lp]) for s, lp in zip(seqs, own)]
+        group = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
+        metrics = group.train_step(batch, media)
+        for r in group.ranks:
+            ray.kill(r)
+        return metrics
+
+    agree, engine_surer, engine_doubts = (loss_with_engine_logprobs(shift) for shift in (0.0, 1.0, -1.0))
+    assert agree["is_weight_mean"] == pytest.approx(1.0, abs=1e-5) and agree["is_capped_frac"] == 0
+    # ratio e^-1 on every token: the policy loss (beta 0) scales by it
+    assert engine_surer["loss"] == pytest.approx(agree["loss"] * math.exp(-1.0), rel=1e-4)
+    assert engine_surer["is_weight_mean"] == pytest.approx(math.exp(-1.0), rel=1e-4)
+    # ratio e^1 > cap 2 on every token: capped at 2
+    assert engine_doubts["loss"] == pytest.approx(agree["loss"] * 2.0, rel=1e-4)
+    assert engine_doubts["is_capped_frac"] == 1.0 and engine_doubts["is_weight_max"] == pytest.approx(2.0)
