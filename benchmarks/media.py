@@ -1,6 +1,6 @@
 """Media loading cost: video decode + sampling with and without VQAThinker's six perturbations, images/s.
 
-DESIGN.md's target: decode + sample + all six temporal perturbations <= 1.2x decode + sample alone —
+docs/design.md's target: decode + sample + all six temporal perturbations <= 1.2x decode + sample alone —
 the perturbations work on the decoded frames and must never decode again. The video is a 10 s, 30 fps,
 640x360 H.264 clip (a camera panning over a scikit-image picture); 16 frames are sampled at <= 448 px, as
 VQAThinker's evaluation does. Images: 48 JPEGs of 1024x768 (KonIQ's size) loaded to RGB.

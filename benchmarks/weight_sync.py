@@ -1,6 +1,6 @@
 """Weight sync learner -> rollout workers on CPU: seconds vs the bytes/bandwidth bound, and correctness.
 
-Measured (DESIGN.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU):
+Measured (docs/design.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU):
 after one real GRPO train step (`LearnerGroup`, DeepSpeed on gloo), the learner's full weights are synced
 to 1..N real vLLM `RolloutWorker`s along the production path:
   export  rank 0 gathers the weights into one safetensors blob (`PolicyTrainer.weights_blob`),

@@ -54,7 +54,7 @@ class DataConfig:
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
     video_view: str = "frames"  # frames | multiframe (PreResQ-R1's global grid + local frames)
-    prompt_style: str = "paper"  # paper (REWARDS.md's prompts) | short (the tiny CPU demo, rollout/prompts.py)
+    prompt_style: str = "paper"  # paper (the papers' prompts) | short (the tiny CPU demo, rollout/prompts.py)
 
 
 @dataclass

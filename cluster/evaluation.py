@@ -1,5 +1,5 @@
 """Held-out evaluation through the rollout workers (the exported weights, never a model in train state:
-DESIGN.md saw the same weights score differently in the training process and after export).
+an early probe saw the same weights score differently in the training process and after export).
 
 A response that does not parse counts as a failure and is scored 3.0 (the scale's middle) in the
 correlations, so an untrained model that never answers gets SRCC 0, not a flattering subset. Parsed

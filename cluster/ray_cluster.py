@@ -16,7 +16,7 @@ import os
 from cluster.config import ClusterConfig
 
 # Actors share 2 cores here: torch's default thread count and OpenMP's spin-waiting made a GRPO step
-# 35-40x slower (DESIGN.md). Every process Ray starts inherits these.
+# 35-40x slower (docs/design.md, "Environment notes"). Every process Ray starts inherits these.
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled"}
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
 

@@ -4,7 +4,7 @@ Each `QualityJudge` replica owns one vLLM `AsyncLLM` built with the rollout engi
 banned pad tokens (rollout/engine.py), so a served model runs exactly as it did in evaluation, and the
 requests in flight on a replica batch inside its one engine. Serve's autoscaler adds and removes replicas
 (each with its own engine) between `serve.min_replicas` and `serve.max_replicas` on the ongoing-request
-count. `ray.serve.llm` is not used: it needs `ray[llm]`, which pins another vLLM (DESIGN.md).
+count. `ray.serve.llm` is not used: it needs `ray[llm]`, which pins another vLLM (docs/design.md, "Environment notes").
 
 Three ways in, one app: `serve_main` (`qthink serve`, blocking, local Ray), `start` (tests and the load
 benchmark) and `app_builder` (`serve deploy configs/serve.yaml` on a cluster). Request checking and media

@@ -1,4 +1,4 @@
-"""What a Serve request may carry, checked before anything reaches the engine (DESIGN.md, "Bad input and faults").
+"""What a Serve request may carry, checked before anything reaches the engine (docs/design.md, "Bad input and faults").
 
 Every refusal is an `ApiError`: an HTTP status plus an OpenAI-style body `{"error": {"message", "type"}}`
 naming what was wrong, so the official `openai` client raises a readable `BadRequestError`. The limits come

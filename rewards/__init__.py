@@ -1,7 +1,7 @@
 """Rewards for visual-quality GRPO: answer parsing, every paper's reward as a named preset, composition.
 
 Pure logic (numpy/scipy, no Ray). The formulas follow the papers' official code, quirks included; see
-REWARDS.md and each preset's `description`.
+docs/rewards.md and each preset's `description`.
 
     from rewards import score_batch
     result = score_batch("qthink", responses, mos, prompt_ids)   # G consecutive responses per prompt

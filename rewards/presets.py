@@ -1,4 +1,4 @@
-"""Named presets: each paper's reward as a short composition of components (REWARDS.md).
+"""Named presets: each paper's reward as a short composition of components (docs/rewards.md).
 
 A component is computed at one of three levels, which is what lets reward workers shard the batch:
 - "response": fn(responses, parsed, mos) -> (N,), needs nothing but its own responses;

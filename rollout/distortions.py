@@ -1,11 +1,10 @@
 """The synthetic benchmark's distortions, their five severities, and the MOS each severity is given.
 
-Why these levels: a probe before any code existed (DESIGN.md, "What the embedded demo can show") found
-that a ~1M-parameter Qwen2.5-VL at 112 px learns contrast well, blur partly, JPEG weakly and Gaussian noise
-not at all. So the levels here are spread wide — severity 5 of every type is unmistakable even inside one
-14-px vision patch — and two more types a patch sees at a glance (pixelation by down-up sampling, and
-underexposure) are added. Spatial parameters (blur sigma) scale with the image size, so a 224-px set
-degrades like a 112-px one.
+Why these levels: a probe before any code existed found that a ~1M-parameter Qwen2.5-VL at 112 px learns
+contrast well, blur partly, JPEG weakly and Gaussian noise not at all. So the levels here are spread wide —
+severity 5 of every type is unmistakable even inside one 14-px vision patch — and two more types a patch
+sees at a glance (pixelation by down-up sampling, and underexposure) are added. Spatial parameters (blur
+sigma) scale with the image size, so a 224-px set degrades like a 112-px one.
 
 MOS calibration: severity s (1..5) of type t gets
     mos(t, s) = top_t - (s - 1) * (top_t - bottom_t) / 4

@@ -1,6 +1,6 @@
 """The vLLM engine wrapper: G sampled responses per image or video, with what the learner needs.
 
-Two traps of Qwen-VL + vLLM shape this file (DESIGN.md, "Environment facts"; verl #3469, R1-V #91):
+Two traps of Qwen-VL + vLLM shape this file (docs/design.md, "Environment notes"; verl #3469, R1-V #91):
 1. vLLM can sample `<|image_pad|>`/`<|video_pad|>`; the learner's forward then fails ("Image features and
    image tokens do not match"). Those ids are banned by logit bias. The engine reports the log-probs of
    the distribution it samples from (`processed_logprobs`: bias and temperature applied), and the learner

@@ -1,7 +1,7 @@
 """What every media loader shares: one typed error, source checks, and the aspect-keeping resize rule.
 
 A training run reads tens of thousands of user files; some are missing, zero bytes, cut short, of the
-wrong type or absurdly large (DESIGN.md, "Bad input and faults"). Every loader in rollout/ turns each
+wrong type or absurdly large (docs/design.md, "Bad input and faults"). Every loader in rollout/ turns each
 of those into a `MediaError` carrying a `MediaFailure` reason, so the manifest reader can skip and count
 them by reason and `qthink data check` can name them — never a crash, never a silent drop.
 """

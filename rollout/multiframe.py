@@ -2,7 +2,7 @@
 
 PreResQ-R1 (arXiv 2511.05393; DanceSkyCode/General-Visual-Quality-RL, grpo_preres_VQA_r1.py) shows the
 model a video as one "global multi-frame picture" — frames tiled into a single image, so one image
-carries the temporal overview — plus 3 single frames at full detail (REWARDS.md, preset `preresq-vqa`).
+carries the temporal overview — plus 3 single frames at full detail (docs/rewards.md, preset `preresq-vqa`).
 The exact tiling is not public; qthink tiles `rows * cols` uniformly sampled frames row-major (left to
 right, then top to bottom) and takes the K local frames at the centres of K equal segments, so local
 frames are spread over the video like the tiles are.

@@ -2,7 +2,7 @@
 
 VQAThinker (arXiv 2508.06051; code clh124/VQAThinker@ee47a40, `apply_temporal_perturbation` in
 train/.../vlm_modules/internvl_module.py) rolls every video out a second time on a temporally perturbed
-copy and rewards the original rollouts that score better (REWARDS.md, preset `vqathinker`, "temporal").
+copy and rewards the original rollouts that score better (docs/rewards.md, preset `vqathinker`, "temporal").
 One perturbation is drawn per video. Semantics, as the official code computes them:
 
 - SHUFFLE: a random permutation of all frames.

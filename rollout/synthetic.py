@@ -1,6 +1,6 @@
 """`qthink data synth`: a distortion benchmark built offline, for the embedded demo and CI.
 
-No dataset can be downloaded there (DESIGN.md, "The embedded default"), so images come from the pictures
+No dataset can be downloaded there, so images come from the pictures
 bundled with scikit-image and videos are rendered scenes encoded with PyAV. Each item is one (source,
 distortion, severity) draw; its MOS comes from the severity through a per-type calibration
 (rollout/distortions.py). Train and test are split by SOURCE content — no picture or scene appears on

@@ -31,7 +31,7 @@ SYMPTOMS = {
     "frame_drop": "jumpy motion",
 }
 STRENGTH = {1: "slight", 2: "mild", 3: "moderate", 4: "strong", 5: "severe"}
-# Q-Ponder consistency bands (REWARDS.md): the level the reasoning states must match the score's band.
+# Q-Ponder consistency bands (docs/rewards.md): the level the reasoning states must match the score's band.
 LEVELS = ((4.2, "excellent"), (3.4, "good"), (2.6, "fair"), (1.8, "poor"), (float("-inf"), "bad"))
 
 

@@ -1,6 +1,6 @@
 """Videos through decord: uniform N frames or frames at a target fps, resized keeping aspect.
 
-The result is what vLLM's Qwen2.5-VL video input takes (DESIGN.md, "Environment facts"):
+The result is what vLLM's Qwen2.5-VL video input takes (docs/design.md, "Environment notes"):
 `{"video": (frames_uint8[T, H, W, 3], metadata)}` with `do_sample_frames=False`, because the frames are
 already sampled here — once — and the temporal perturbations of VQAThinker work on these decoded frames
 instead of decoding the file again. `fps` in the metadata is the SOURCE frame rate and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One place for every install step and environment shim qthink needs on a CPU machine (DESIGN.md,
-# "Environment facts"). Idempotent: the venv is reused while pyproject.toml and this script are unchanged.
+# One place for every install step and environment shim qthink needs on a CPU machine (docs/design.md,
+# "Environment notes"). Idempotent: the venv is reused while pyproject.toml and this script are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

@@ -65,7 +65,7 @@ def test_balance_needs_three_responses(make_groups):
 
 
 def naive_balance(aspects, n_dims):
-    """REWARDS.md: every 3-subset, stable sort, middle +1, ends +1 within 0.05; / (triples x dims) x 0.5."""
+    """docs/rewards.md: every 3-subset, stable sort, middle +1, ends +1 within 0.05; / (triples x dims) x 0.5."""
     size = len(aspects)
     gain, triples = np.zeros(size), np.zeros(size)
     for triple in combinations(range(size), 3):
@@ -154,7 +154,7 @@ def test_triplet_needs_three_prompts(make_groups):
 
 
 def naive_triplet(pred, mos):
-    """REWARDS.md loop: response j of i, every pair a < b of other prompts, their j-th responses."""
+    """docs/rewards.md loop: response j of i, every pair a < b of other prompts, their j-th responses."""
     n_prompts, size = pred.shape
     out = np.zeros_like(pred)
     for i in range(n_prompts):

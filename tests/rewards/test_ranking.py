@@ -53,7 +53,7 @@ def test_failed_parse_scores_zero_and_stands_in_as_three(make_groups):
 
 
 def naive_fidelity_rank(pred, mos):
-    """REWARDS.md, loop for loop, in double."""
+    """docs/rewards.md, loop for loop, in double."""
     pred = np.asarray(pred, dtype=float)
     n_prompts, size = pred.shape
     mean, var = pred.mean(axis=1), pred.var(axis=1, ddof=1)
