@@ -1,6 +1,6 @@
 """Prompt texts and chat messages for quality judging, as the papers' official training code writes them.
 
-The system prompt and questions follow docs/rewards.md ("Common"): the R1-style system prompt and the
+The system prompt and questions (each preset's in docs/rewards.md): the R1-style system prompt and the
 VisualQuality-R1 / VQAThinker question; PreResQ-R1 asks for five aspect ratings (IQA) or two numbers (VQA).
 Messages use the Qwen2-VL content-list format so one chat template serves images and videos.
 """
