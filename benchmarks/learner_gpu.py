@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from unittest import mock
 import numpy as np
 import torch
 from benchmarks.machine import machine, write_result
+from cluster.ray_cluster import free_port
 
 RESULTS = Path(__file__).parent / "results" / "learner_gpu.json"
 VARIANTS = {  # name: LearnerConfig overrides; the likeliest to fit 80 GB first
@@ -51,9 +51,7 @@ IMAGE_SIDE = 448
 
 def init_process_group(device: str) -> None:
     """World size 1, as `Learner.setup` does for one rank (NCCL on a GPU, gloo on the CPU)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
                       DS_ACCELERATOR=device)
     import deepspeed

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import yaml
 from benchmarks.machine import machine, write_result
+from cluster.ray_cluster import use_local_env
 
 RESULTS = Path(__file__).parent / "results" / "vs_trl.json"
 PRESET = "visualquality-r1"
@@ -280,6 +281,7 @@ def timed_run(call) -> dict:
 
 
 def main():
+    use_local_env()  # before torch starts, here and in the processes this one starts
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", nargs="+", default=["tiny"], help="rollout.tiny_model shapes (tiny | small)")
     p.add_argument("--steps", type=int, default=10, help="timed steps after the warm-up")

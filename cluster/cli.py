@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cluster.config import ConfigError, check_inputs, check_template_teacher, config_to_yaml, load_config
+from cluster.ray_cluster import use_local_env
 
 
 def _make_tiny_model(args) -> int:
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_local_env()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

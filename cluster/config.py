@@ -73,6 +73,10 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.6
     enforce_eager: bool = True
     sync_timeout_s: float = 120.0
+    # A generate call that neither returns nor dies within this is a hung engine: the worker is replaced and
+    # its chunk re-run; a chunk that takes down max_restarts workers in a row fails the run, naming it.
+    call_timeout_s: float = 1800.0
+    max_restarts: int = 3
     # A batch goes out in num_workers x chunks_per_worker chunks; a worker that finishes takes the next, so
     # with more than 1, faster workers take more. But each engine call then has a smaller batch and its own
     # tail: 2 real engines here made 9% fewer tokens/s with 2 chunks each than with 1 (benchmarks/README.md).
@@ -89,6 +93,8 @@ class RewardConfig:
     rank_slice: int = 8
     temporal: bool = True  # VQAThinker's perturbed-video bonus when the batch has videos
     num_workers: int = 1
+    call_timeout_s: float = 300.0  # a reward call that has not returned by then: its worker is replaced
+    max_restarts: int = 3
 
 
 @dataclass
@@ -340,6 +346,10 @@ def check_train_config(config: QThinkConfig) -> None:
                           "response under the full distribution at the rollout temperature, and a truncated one "
                           f"would bias every update (got temperature {config.rollout.temperature}, "
                           f"top_p {config.rollout.top_p})")
+    for key, section in (("rollout", config.rollout), ("reward", config.reward)):
+        if section.call_timeout_s <= 0 or section.max_restarts < 0:
+            raise ConfigError(f"{key}.call_timeout_s must be > 0 and {key}.max_restarts >= 0, got "
+                              f"{section.call_timeout_s}, {section.max_restarts}")
     if config.rollout.chunks_per_worker < 1:
         raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {config.rollout.chunks_per_worker}")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])

@@ -86,6 +86,8 @@ def test_cli_help_lists_the_commands_that_exist():
         (["learner.rollout_is=is"], "learner.rollout_is"),
         (["learner.rollout_is=tis", "learner.rollout_is_cap=0"], "learner.rollout_is"),
         (["rollout.top_p=0.9"], "rollout.top_p 1.0 for GRPO"),
+        (["rollout.call_timeout_s=0"], "rollout.call_timeout_s"),
+        (["reward.max_restarts=-1"], "reward.max_restarts"),
         (["rollout.temperature=0"], "rollout.temperature must be > 0"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],

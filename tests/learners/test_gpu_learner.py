@@ -9,7 +9,6 @@ the trained engine computes.
 
 import os
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import torch
 from safetensors.torch import load
 
 from cluster.config import LearnerConfig
+from cluster.ray_cluster import free_port
 from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
 from learner_batch import grpo_batch
 from learners.policy_trainer import PolicyTrainer, shard_batch
@@ -29,9 +29,7 @@ pytestmark = pytest.mark.gpu
 def nccl():
     """One NCCL group of world size 1, as `Learner.setup` makes for each GPU rank. DS_ACCELERATOR is set
     to cuda here: conftest defaults it to cpu for the CPU tests, and DeepSpeed would then train on the CPU."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
                       DS_ACCELERATOR="cuda")
     import deepspeed

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def engine(tiny_model_dir):
     eng = RolloutEngine(str(tiny_model_dir), RolloutConfig(n=4, max_tokens=12, max_model_len=2048))
     yield eng
-    del eng
+    eng.shutdown()
 
 
 def _image(seed):
