@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cluster.config import ConfigError, check_inputs, check_template_teacher, config_to_yaml, load_config
+from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
 from cluster.ray_cluster import use_local_env
 
 
@@ -97,7 +97,6 @@ def _distill(args) -> int:
     cfg = load_config(args.config, args.overrides)
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
-        check_template_teacher(cfg.data.template_teacher)
         stats = template_distill(args.data, args.out, cfg.data.template_teacher)
     else:
         stats = teacher_distill(args.teacher, args.data, args.out, cfg, tolerance=args.tolerance,

@@ -13,7 +13,7 @@ import os
 from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import QThinkConfig
+from cluster.config import ENGINE_DTYPE, QThinkConfig
 
 
 def logical_cpus_needed(cfg: QThinkConfig) -> int:
@@ -23,7 +23,7 @@ def logical_cpus_needed(cfg: QThinkConfig) -> int:
 
 def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     r = cfg.rollout
-    dtype = "bfloat16" if cfg.model.dtype in ("bf16", "bfloat16") else "float32"
+    dtype = ENGINE_DTYPE[cfg.model.dtype]
     cores = os.cpu_count() or 1
 
     def make(i: int):

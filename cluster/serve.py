@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-from cluster.config import QThinkConfig, load_config
+from cluster.config import ENGINE_DTYPE, QThinkConfig, load_config
 from cluster.serve_requests import (ApiError, ChatRequest, chat_messages, decode_image, image_url_bytes,
                                     parse_json, read_body, score_input, upload_request, validated)
 from rewards import get_preset
@@ -104,7 +104,7 @@ class QualityJudge:
         self.model_name = model_name(model_dir, cfg)
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.banned_ids = banned_token_ids(self.processor.tokenizer)
-        dtype = "bfloat16" if cfg.model.dtype in ("bf16", "bfloat16") else "float32"
+        dtype = ENGINE_DTYPE[cfg.model.dtype]
         args = engine_args(model_dir, cfg.rollout, dtype, max_media=MAX_CHAT_IMAGES)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
 
