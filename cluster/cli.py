@@ -79,7 +79,7 @@ def _eval(args) -> int:
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, model_dir=args.model)
     check_inputs(args.model, args.data)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
@@ -94,7 +94,7 @@ def _eval(args) -> int:
 def _distill(args) -> int:
     from cluster.distill import teacher_distill, template_distill
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, model_dir=None if args.teacher == "template" else args.teacher)
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
         stats = template_distill(args.data, args.out, cfg.data.template_teacher)

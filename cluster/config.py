@@ -8,6 +8,7 @@ its own folder. Unknown keys and wrong types fail with the dotted name of the of
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -288,9 +289,28 @@ def _set_dotted(tree: dict, dotted: str, value) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> QThinkConfig:
-    """Defaults <- YAML file <- `section.key=value` overrides (values parsed as YAML scalars)."""
+# How a trained model must be prompted and fed: `final/` records these (MODEL_SETTINGS_FILE), and eval,
+# serve and distill start from them, so a model trained on the short prompt is not asked the paper's one.
+MODEL_SETTINGS = ("reward.preset", "data.prompt_style", "data.video_view", "data.num_frames", "data.max_pixels")
+MODEL_SETTINGS_FILE = "qthink.json"
+
+
+def write_model_settings(config: QThinkConfig, model_dir: str | Path) -> None:
+    tree = dataclasses.asdict(config)
+    settings = {key: tree[key.split(".")[0]][key.split(".")[1]] for key in MODEL_SETTINGS}
+    (Path(model_dir) / MODEL_SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                model_dir: str | Path | None = None) -> QThinkConfig:
+    """Defaults <- the settings `model_dir` was trained with (if it records them) <- YAML file <-
+    `section.key=value` overrides (values parsed as YAML scalars)."""
     tree = dataclasses.asdict(QThinkConfig())
+    recorded = Path(model_dir or "") / MODEL_SETTINGS_FILE
+    if model_dir and recorded.is_file():
+        for dotted, value in json.loads(recorded.read_text()).items():
+            if dotted in MODEL_SETTINGS:
+                _set_dotted(tree, dotted, value)
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):

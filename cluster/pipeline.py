@@ -16,7 +16,7 @@ import ray
 
 from cluster import placement
 from cluster.checkpoint import CheckpointStore
-from cluster.config import QThinkConfig, check_train_config, config_to_yaml, save_resolved
+from cluster.config import QThinkConfig, check_train_config, config_to_yaml, save_resolved, write_model_settings
 from cluster.evaluation import evaluate, media_options, write_report
 from cluster.ray_cluster import init_ray
 from cluster.run_log import RunLog, plot_curves
@@ -175,6 +175,7 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     final = run.out / "final"
     final.mkdir(parents=True, exist_ok=True)
     run.learner.save_hf(str(final))
+    write_model_settings(run.cfg, final)  # eval, serve and distill prompt it as it was trained
     plot_curves(run.log.metrics_path, run.out / "curves.png")
     (run.out / "summary.json").write_text(json.dumps(run.evals, indent=1))
     run.log.close()

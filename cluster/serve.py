@@ -214,7 +214,7 @@ def app_builder(args: dict):
     can read), optional `config` (a qthink YAML) and `overrides` (dotted `section.key=value` strings)."""
     if "model" not in args:
         raise ValueError("serve app args need `model`: the exported model dir")
-    return build_app(args["model"], load_config(args.get("config"), args.get("overrides", [])))
+    return build_app(args["model"], load_config(args.get("config"), args.get("overrides", []), model_dir=args["model"]))
 
 
 APP_NAME = "qthink"
@@ -232,7 +232,7 @@ def serve_main(model_dir: str, config_path: str | None = None, overrides: list[s
     """`qthink serve --model DIR [--config serve.yaml] [overrides]`: serve locally until Ctrl-C."""
     from cluster.ray_cluster import init_ray
 
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(config_path, overrides, model_dir=model_dir)
     init_ray(cfg.cluster)
     url = start(model_dir, cfg)
     print(f"qthink serving {model_name(model_dir, cfg)} at {url}  (POST /v1/score, POST /v1/chat/completions, "

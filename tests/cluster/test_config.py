@@ -167,3 +167,15 @@ def test_every_shipped_config_loads(tmp_path):
     for path in sorted(Path("configs").glob("*.yaml")):
         if path.name != "serve.yaml":  # a Ray Serve deploy file, not a qthink config
             load_config(path)
+
+
+def test_a_model_dir_brings_the_settings_it_was_trained_with_and_the_user_still_wins(tmp_path):
+    from cluster.config import write_model_settings
+
+    trained = load_config(None, ["data.prompt_style=short", "reward.preset=vqathinker", "data.num_frames=8"])
+    write_model_settings(trained, tmp_path)
+    assert load_config(None, [], model_dir=tmp_path).data.prompt_style == "short"  # not the paper prompt
+    assert load_config(None, [], model_dir=tmp_path).reward.preset == "vqathinker"
+    told = load_config(None, ["data.prompt_style=paper"], model_dir=tmp_path)
+    assert told.data.prompt_style == "paper" and told.data.num_frames == 8
+    assert load_config(None, [], model_dir=tmp_path / "elsewhere").data.prompt_style == "paper"
