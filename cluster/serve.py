@@ -47,15 +47,14 @@ def model_name(model_dir: str, cfg: QThinkConfig) -> str:
 
 
 def score_summary(texts: list[str], preset_name: str) -> dict:
-    """Parse responses with the preset's own rule; the score is the mean of the answers that parsed, each
-    clipped to the 1-5 scale first as evaluation does (cluster/evaluation.py: one stray "1080" must not drag
-    a mean of N samples off the scale)."""
+    """Parse responses with the preset's own rule; the score is their group score, as evaluation and
+    training metrics compute it (`ParsedResponses.group_scores`), or None when no answer parsed."""
     parsed = get_preset(preset_name).parse(texts)
     ok = ~parsed.failed
     clipped = np.clip(parsed.pred, 1.0, 5.0)
     scores = clipped[ok]
     summary = {
-        "score": float(scores.mean()) if ok.any() else None,
+        "score": float(parsed.group_scores(len(texts))[0]) if ok.any() else None,
         "spread": float(scores.std()) if ok.any() else None,
         "samples": [float(p) if good else None for p, good in zip(clipped, ok)],
         "parse_failures": int((~ok).sum()),
