@@ -14,7 +14,7 @@ import os
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from cluster.config import LearnerConfig
+from learners.config import LearnerConfig
 from cluster.ray_cluster import free_port
 from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
 

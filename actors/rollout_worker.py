@@ -25,7 +25,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.dispatch import dispatch
-from cluster.config import RolloutConfig
+from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
 
 

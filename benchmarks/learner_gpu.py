@@ -133,7 +133,7 @@ def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
 
 def run_variant(args, name: str) -> dict:
     """One variant, in this process: build, warm up, time `args.steps` steps, then the export."""
-    from cluster.config import LearnerConfig
+    from learners.config import LearnerConfig
     from learners.policy_trainer import PolicyTrainer, shard_batch
 
     on_gpu = torch.cuda.is_available()

@@ -17,17 +17,16 @@ from pathlib import Path
 
 import yaml
 
+from learners.config import Dtype, LearnerConfig
+from rollout.config import RolloutConfig
+
 
 class ConfigError(ValueError):
     """A config key that does not exist or a value of the wrong type; the message names the dotted key."""
 
 
 # Enum-like keys are Literal types: a value outside them fails at load, naming the key and the choices.
-# One dtype vocabulary for the model (vLLM engines) and the learner (DeepSpeed).
-Dtype = typing.Literal["fp32", "bf16"]
-ENGINE_DTYPE = {"fp32": "float32", "bf16": "bfloat16"}  # vLLM's and torch's names
-LrSchedule = typing.Literal["constant", "cosine", "linear"]
-LR_SCHEDULES = typing.get_args(LrSchedule)
+ENGINE_DTYPE = {"fp32": "float32", "bf16": "bfloat16"}  # vLLM's and torch's names for the dtypes
 
 
 @dataclass
@@ -65,33 +64,6 @@ class DataConfig:
 
 
 @dataclass
-class RolloutConfig:
-    num_workers: int = 1
-    cpus_per_worker: int = 1
-    gpus_per_worker: int = 0
-    tensor_parallel_size: int = 1
-    n: int = 8  # G responses per prompt
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 64
-    seed: int = 0
-    max_model_len: int = 2048
-    kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU; gpu_memory_utilization drives GPUs
-    gpu_memory_utilization: float = 0.6
-    enforce_eager: bool = True
-    sync_timeout_s: float = 120.0
-    # A generate call that neither returns nor dies within this is a hung engine: the worker is replaced and
-    # its chunk re-run; a chunk that takes down max_restarts workers in a row fails the run, naming it.
-    call_timeout_s: float = 1800.0
-    max_restarts: int = 3
-    # A batch goes out in num_workers x chunks_per_worker chunks; a worker that finishes takes the next, so
-    # with more than 1, faster workers take more. But each engine call then has a smaller batch and its own
-    # tail: 2 real engines here made 9% fewer tokens/s with 2 chunks each than with 1 (benchmarks/README.md).
-    # 1 = the static even split verl and OpenRLHF use; raise it for workers of unequal speed.
-    chunks_per_worker: int = 1
-
-
-@dataclass
 class RewardConfig:
     preset: str = "qthink"
     weights: dict[str, float] = field(default_factory=dict)  # per-component overrides of the preset
@@ -103,40 +75,6 @@ class RewardConfig:
     num_workers: int = 1
     call_timeout_s: float = 300.0  # a reward call that has not returned by then: its worker is replaced
     max_restarts: int = 3
-
-
-@dataclass
-class LearnerConfig:
-    num_ranks: int = 2
-    cpus_per_rank: int = 1
-    gpus_per_rank: int = 0
-    zero_stage: int = 2
-    dtype: Dtype = "fp32"
-    # Each stage warms up and decays over its own steps (a decay run over both would leave GRPO a few
-    # percent of its rate). Schedules: constant | cosine | linear (the last two decay towards 0).
-    lr: float = 1e-6  # GRPO
-    warmup_steps: int = 0
-    lr_schedule: LrSchedule = "constant"
-    sft_lr: float = 1e-5  # the cold start (Q-Ponder) usually runs at a higher rate than RL
-    sft_warmup_steps: int = 0
-    sft_lr_schedule: LrSchedule = "constant"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8
-    advantage: typing.Literal["grpo", "dr_grpo"] = "grpo"  # (r - mean) / std, or Dr.GRPO's r - mean
-    filter_zero_variance: bool = False
-    loss_agg: typing.Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    dual_clip: float = 0.0  # 0 disables; else c > 1 bounds negative-advantage ratios (dual-clip PPO)
-    # Engine/learner mismatch correction: none | tis (truncated importance sampling, as TRL and verl offer):
-    # each token's loss weighted by min(pi_learner / pi_engine, rollout_is_cap); ratio statistics logged
-    rollout_is: typing.Literal["none", "tis"] = "none"
-    rollout_is_cap: float = 2.0
-    beta: float = 0.04  # KL coefficient; 0 skips the reference model
-    kl_estimator: typing.Literal["k1", "k2", "k3"] = "k3"  # Schulman's estimators
-    gradient_checkpointing: bool = False
-    freeze_vision: bool = False
 
 
 @dataclass

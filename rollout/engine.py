@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cluster.config import RolloutConfig  # dataclass only: no Ray, no wiring
+from rollout.config import RolloutConfig
 from rollout.prompts import quality_messages
 
 BANNED_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")

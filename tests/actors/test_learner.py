@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load
 
 from actors.learner import LearnerGroup
-from cluster.config import LearnerConfig
+from learners.config import LearnerConfig
 from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.slow

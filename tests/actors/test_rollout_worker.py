@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import RolloutConfig
+from rollout.config import RolloutConfig
 from rollout.engine import RolloutRequest
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from cluster.config import LearnerConfig
+from learners.config import LearnerConfig
 from cluster.ray_cluster import free_port
 from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
 from learner_batch import grpo_batch

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cluster.config import RolloutConfig
+from rollout.config import RolloutConfig
 from rollout.engine import BANNED_TOKENS, RolloutEngine, RolloutRequest, default_video_meta
 
 pytestmark = pytest.mark.slow
