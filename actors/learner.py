@@ -14,8 +14,8 @@ import os
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from learners.config import LearnerConfig
 from cluster.ray_cluster import free_port
+from learners.config import LearnerConfig
 from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
 
 

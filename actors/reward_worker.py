@@ -15,7 +15,6 @@ import numpy as np
 import ray
 
 from actors.dispatch import dispatch
-
 from rewards import DEFAULT_PRESET, BatchRewards, ResponseScores, score_gathered, score_responses
 
 

@@ -28,7 +28,6 @@ from actors.dispatch import dispatch
 from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
 
-
 ORPHAN_WATCH = """
 import os, signal, time
 worker = os.getppid()

@@ -37,6 +37,7 @@ from unittest import mock
 
 import numpy as np
 import torch
+
 from benchmarks.machine import machine, write_result
 from cluster.ray_cluster import free_port
 
@@ -62,7 +63,12 @@ def init_process_group(device: str) -> None:
 def build_model(shape: str, out: Path):
     """Writes the config and processor to `out` (no weights); returns the random-weight model, built on
     the device in bf16."""
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from transformers import (
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     from rollout.tiny_model import CHAT_TEMPLATE, SHAPES, build_config, build_tokenizer
 

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "rollout_throughput.json"

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from benchmarks.machine import machine, write_result
 from cluster.ray_cluster import free_port, init_ray, use_local_env
 

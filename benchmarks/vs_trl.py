@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from benchmarks.machine import machine, write_result
 from cluster.ray_cluster import use_local_env
 

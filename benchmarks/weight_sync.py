@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+
 from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"

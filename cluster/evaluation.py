@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from cluster.batches import request_for
+from cluster.config import QThinkConfig
 from rewards import get_preset
 from rewards.metrics import quality_metrics
-from cluster.config import QThinkConfig
 from rollout.manifest import ManifestReader, MediaOptions
 
 

@@ -25,8 +25,18 @@ from fastapi.responses import JSONResponse
 from ray import serve
 
 from cluster.config import ENGINE_DTYPE, QThinkConfig, load_config
-from cluster.serve_requests import (ApiError, ChatRequest, chat_messages, decode_image, image_url_bytes,
-                                    parse_json, read_body, score_input, upload_request, validated)
+from cluster.serve_requests import (
+    ApiError,
+    ChatRequest,
+    chat_messages,
+    decode_image,
+    image_url_bytes,
+    parse_json,
+    read_body,
+    score_input,
+    upload_request,
+    validated,
+)
 from rewards import get_preset
 from rollout.engine import banned_token_ids, engine_args, sampling_params, vllm_input
 from rollout.prompts import PRERESQ_ASPECTS

@@ -10,6 +10,7 @@ from safetensors.torch import load
 
 from actors.learner import LearnerGroup
 from learners.config import LearnerConfig
+
 from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.slow

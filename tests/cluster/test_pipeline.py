@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+
 from train_runs import corrupt_tenth, records, train_args
 
 pytestmark = pytest.mark.slow

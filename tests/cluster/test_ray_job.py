@@ -4,8 +4,8 @@ also stop other Ray instances of this machine) (slow)."""
 
 import os
 import re
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile

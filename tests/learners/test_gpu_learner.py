@@ -15,12 +15,13 @@ import pytest
 import torch
 from safetensors.torch import load
 
-from learners.config import LearnerConfig
 from cluster.ray_cluster import free_port
+from learners.config import LearnerConfig
 from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
-from learner_batch import grpo_batch
 from learners.policy_trainer import PolicyTrainer, shard_batch
 from rollout.engine import banned_token_ids
+
+from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.gpu
 
