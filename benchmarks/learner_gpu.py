@@ -116,7 +116,8 @@ def model_flops(model, cfg, seqs, media_tokens_per_image: int) -> float:
     responses = sum(len(s.response_ids) for s in seqs)
     # spatial_merge 2x2: 4 patches per image token; each sequence's image is encoded with it (G times per prompt)
     patches = len(seqs) * media_tokens_per_image * 4
-    return 6 * text_params * tokens + 6 * vocab * hidden * responses + (2 if cfg.freeze_vision else 6) * vision_params * patches
+    return (6 * text_params * tokens + 6 * vocab * hidden * responses
+            + (2 if cfg.freeze_vision else 6) * vision_params * patches)
 
 
 def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
@@ -168,7 +169,8 @@ def run_variant(args, name: str) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         losses.append(metrics["loss"])
-        print(f"[{name}] step {step}: {times[-1]:.2f} s, loss {metrics['loss']:.4f}, grad_norm {metrics['grad_norm']:.3f}", flush=True)
+        print(f"[{name}] step {step}: {times[-1]:.2f} s, loss {metrics['loss']:.4f}, "
+              f"grad_norm {metrics['grad_norm']:.3f}", flush=True)
     step_s = statistics.median(times[1:])
     row.update(step_s=step_s, step_s_all=times, losses=losses, tokens_per_step=tokens,
                tokens_per_s=tokens / step_s, response_tokens_per_s=len(seqs) * args.response / step_s,
@@ -243,8 +245,8 @@ def main():
             continue
         print(f"{name:22} {r['trainable_params'] / 1e9:8.2f}B {r['config']['micro_batch_size']:3d} {r['step_s']:7.2f} "
               f"{r['tokens_per_s']:7.0f} {r['response_tokens_per_s']:10.0f} {r['model_tflops']:7.0f} "
-              f"{r.get('peak_allocated_gib', float('nan')):8.1f} {r['export_s']:8.2f} {r.get('export_bound_s', float('nan')):7.3f} "
-              f"{r.get('export_ratio_to_bound', float('nan')):5.1f}")
+              f"{r.get('peak_allocated_gib', float('nan')):8.1f} {r['export_s']:8.2f} "
+              f"{r.get('export_bound_s', float('nan')):7.3f} {r.get('export_ratio_to_bound', float('nan')):5.1f}")
 
 
 if __name__ == "__main__":

@@ -187,7 +187,8 @@ def table(result: dict) -> str:
     for r in result["sweep"]["rows"]:
         errors = ", ".join(f"{s}: {n}" for s, n in r["statuses"].items() if s != "200") or "0"
         lines.append(f"| {r['concurrency']} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | {r['server_p50_ms']} "
-                     f"| {r['rps']} | {errors} | {r['replicas_seen']['running']} | {r['replicas_seen']['max_starting']} |")
+                     f"| {r['rps']} | {errors} | {r['replicas_seen']['running']} "
+                     f"| {r['replicas_seen']['max_starting']} |")
     c = result["serve_vs_direct"]
     lines.append(f"\ninterleaved at concurrency 1: direct engine call p50 {c['direct']['p50_ms']} ms, Serve p50 "
                  f"{c['serve']['p50_ms']} ms (server side {c['serve_server_side']['p50_ms']} ms): "

@@ -54,7 +54,8 @@ class DataConfig:
     synthetic_images: int = 540
     synthetic_videos: int = 90
     synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
-    template_teacher: typing.Literal["misreading", "exact"] = "misreading"  # the demo's SFT teacher (rollout/template_teacher.py)
+    # the demo's SFT teacher (rollout/template_teacher.py)
+    template_teacher: typing.Literal["misreading", "exact"] = "misreading"
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
     # frames: the video as frames; multiframe: PreResQ-R1's tiled global view + single local frames

@@ -45,7 +45,8 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
 
-        root = Path(data.synthetic_dir).expanduser() / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}"
+        root = (Path(data.synthetic_dir).expanduser()
+                / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}")
         if not (root / "test.parquet").exists():
             build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
                                       seed=cfg.train.seed)
@@ -101,7 +102,8 @@ class Run:
             print(f"--resume: no complete checkpoint under {self.store.root}: starting from the beginning")
         if latest is not None:
             state = self.store.load(latest, lambda d: self.learner.load_state(d, "learner"))
-            self.stage, self.step, self.version, self.evals = state["stage"], state["step"], state["version"], state["evals"]
+            self.stage, self.step, self.version, self.evals = (state["stage"], state["step"], state["version"],
+                                                               state["evals"])
             self.global_step = latest
             self.train_reader.load_state_dict(state["train_cursor"])
             if self.sft_reader is not None and state.get("sft_cursor"):

@@ -17,8 +17,8 @@ from cluster.config import ENGINE_DTYPE, QThinkConfig
 
 
 def logical_cpus_needed(cfg: QThinkConfig) -> int:
-    r, l, w = cfg.rollout, cfg.learner, cfg.reward
-    return r.num_workers * r.cpus_per_worker + l.num_ranks * l.cpus_per_rank + w.num_workers
+    r, learner, w = cfg.rollout, cfg.learner, cfg.reward
+    return r.num_workers * r.cpus_per_worker + learner.num_ranks * learner.cpus_per_rank + w.num_workers
 
 
 def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:

@@ -63,7 +63,9 @@ def score_responses(preset: str, responses: list[str], mos) -> ResponseScores:
     )
 
 
-def group_layout(prompt_ids: list, variants: list[str], group_size: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
+def group_layout(
+    prompt_ids: list, variants: list[str], group_size: int | None = None
+) -> tuple[int, dict[str, np.ndarray]]:
     """G and, per variant, the row indices as (B_v, G).
 
     Groups are runs of consecutive rows with equal (prompt_id, variant), all of the same length G. With

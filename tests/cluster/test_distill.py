@@ -62,7 +62,8 @@ def test_vlm_teacher_keeps_only_answers_within_tolerance_and_counts_the_rest(syn
     stats = json.loads(r.stdout.strip().splitlines()[-1])
     kept = ManifestFile(out).rows
     assert stats["rows"] == len(ManifestFile(synth.test_manifest).rows)
-    assert 0 < stats["kept"] == len(kept) and stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"]
+    assert (0 < stats["kept"] == len(kept)
+            and stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"])
     answers = _answers(kept)
     assert not answers.failed.any()
     assert np.all(np.abs(answers.pred - np.array([x.mos for x in kept])) <= 1.0)

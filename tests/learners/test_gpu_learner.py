@@ -47,7 +47,8 @@ def _batch(model_dir, seed=0, rollout_logprob=None):
                       rollout_logprob=rollout_logprob)
 
 def _scored(proc, seqs, media, config):
-    return [scored_sequence(config, s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
+    return [scored_sequence(config, s.prompt_ids, s.response_ids,
+                            media_tensors(proc, "image", media[s.media_key].image))
             for s in seqs]
 
 
@@ -93,7 +94,8 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     scored = _scored(proc, seqs, media, synced.config)
     with torch.no_grad():  # in the same micro-batches as `score`, so padding is the same
         out["synced"] = [lp.tolist() for i in range(0, len(scored), cfg.micro_batch_size)
-                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size], proc.tokenizer.pad_token_id,
+                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size],
+                                                    proc.tokenizer.pad_token_id,
                                                     banned_ids=banned_token_ids(proc.tokenizer))]
     return out
 
@@ -108,7 +110,8 @@ def _flat(per_seq: list[list[float]]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("zero_stage", [2, 3])
-def test_bf16_grpo_step_on_nccl_trains_and_exports_exactly_what_the_engine_computes(stepped, tiny_model_dir, zero_stage):
+def test_bf16_grpo_step_on_nccl_trains_and_exports_exactly_what_the_engine_computes(
+        stepped, tiny_model_dir, zero_stage):
     run = stepped[zero_stage]
     m = run["metrics"]
     assert run["device"] == run["ref_device"] == "cuda"
