@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-faults demo tiny-model bench-trl clean
+.PHONY: setup test test-fast test-faults lint demo tiny-model bench-trl clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -16,6 +16,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # Fault injection: kill -9 of rollout/reward workers, a learner rank and the driver in real runs; corrupt media.
 test-faults: setup
