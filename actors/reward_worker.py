@@ -5,15 +5,16 @@ delegating to `rewards.score_responses`. `RewardPool` cuts a batch into one cont
 gathers the shards in batch order (whatever order they finish in), then computes the components that
 compare responses (ranks, pair, triplet, balance, group rank, temporal) on the whole gathered batch with
 `rewards.score_gathered`, so the result is identical for any number of workers. A worker that dies
-mid-batch (killed, crashed, its node lost) is replaced by a fresh one and its shard is re-run.
+mid-batch (killed, crashed, its node lost) or hangs is replaced by a fresh one and its shard re-run
+(`actors.dispatch`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import ray
-from ray.exceptions import RayActorError
 
+from actors.dispatch import dispatch
 from rewards import DEFAULT_PRESET, BatchRewards, ResponseScores, score_gathered, score_responses
 
 
@@ -28,7 +29,8 @@ class RewardPool:
     """N reward workers scoring batches for one preset configuration.
 
     `worker_options` go to `ray.remote(...).options` (e.g. {"num_cpus": 0.5}); `worker_cls` lets a test
-    substitute a faulty worker. A shard is re-run on a replacement worker at most `max_restarts` times.
+    substitute a faulty worker. A shard is re-run on a replacement worker at most `max_restarts` times, and a
+    call that has not returned within `call_timeout_s` counts as a dead worker.
     `group_size` (G) keeps a prompt drawn twice in a row two groups (rewards.group_layout).
     """
 
@@ -42,11 +44,12 @@ class RewardPool:
         worker_cls: type = RewardWorker,
         max_restarts: int = 3,
         group_size: int | None = None,
+        call_timeout_s: float | None = None,
     ):
         if num_workers < 1:
             raise ValueError("a reward pool needs at least one worker")
         self.preset, self.weights, self.scope, self.max_restarts = preset, weights, scope, max_restarts
-        self.group_size = group_size
+        self.group_size, self.call_timeout_s = group_size, call_timeout_s
         self._actor_cls = ray.remote(worker_cls).options(**{"num_cpus": 1, **(worker_options or {})})
         self.workers = [self._actor_cls.remote() for _ in range(num_workers)]
 
@@ -56,27 +59,14 @@ class RewardPool:
         mos = np.asarray(mos, dtype=np.float64)
         bounds = np.linspace(0, len(responses), len(self.workers) + 1).astype(int)
         shards = list(zip(bounds[:-1], bounds[1:], strict=True))
-        restarts = [0] * len(shards)
 
-        def submit(k: int):
-            start, stop = shards[k]
-            return self.workers[k].score_responses.remote(
-                self.preset, list(responses[start:stop]), mos[start:stop]
-            )
+        def replace(i: int) -> None:
+            self.workers[i] = self._actor_cls.remote()
 
-        pending = {submit(k): k for k in range(len(shards))}
-        results: list[ResponseScores | None] = [None] * len(shards)
-        while pending:
-            (ready,), _ = ray.wait(list(pending), num_returns=1)
-            k = pending.pop(ready)
-            try:
-                results[k] = ray.get(ready)
-            except RayActorError:
-                restarts[k] += 1
-                if restarts[k] > self.max_restarts:
-                    raise
-                self.workers[k] = self._actor_cls.remote()
-                pending[submit(k)] = k
+        results = dispatch(self.workers, shards,
+                           lambda worker, shard: worker.score_responses.remote(
+                               self.preset, list(responses[shard[0]:shard[1]]), mos[shard[0]:shard[1]]),
+                           replace, self.max_restarts, self.call_timeout_s, what="reward shard")
         return score_gathered(
             self.preset,
             responses,

@@ -1,9 +1,10 @@
 """Rollout as Ray actors: one vLLM engine per `RolloutWorker`, and a `RolloutPool` that feeds them.
 
-The pool hands out small chunks one at a time, so a faster worker simply takes more of them; results are
-put back in input order. A worker that dies is replaced (with the latest weights re-applied) and its chunk
-re-run, so no prompt is lost. Weight sync puts the blob in the object store ONCE; every worker reads the
-same object, and a sync that does not finish within its timeout fails loudly instead of hanging.
+The pool hands out chunks through `actors.dispatch`: a faster worker takes more of them, results come
+back in input order, and a worker that dies or hangs is replaced (with the latest weights re-applied) and
+its chunk re-run, so no prompt is lost; a chunk that takes down `max_restarts` workers in a row fails the
+call. Weight sync puts the blob in the object store ONCE; every worker reads the same object, and a sync
+that does not finish within its timeout fails loudly instead of hanging.
 
 Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
 driver killed with the Ray head it started), vLLM's engine processes (~2.7 GB for the tiny model) would
@@ -18,15 +19,14 @@ import os
 import subprocess
 import sys
 import time
-from collections import deque
 from typing import Callable
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from cluster.config import RolloutConfig
+from actors.dispatch import dispatch
+from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
-
 
 ORPHAN_WATCH = """
 import os, signal, time
@@ -74,23 +74,21 @@ class RolloutPool:
     """Dispatch of request chunks over rollout workers, with restart on worker death; with more chunks
     than workers, a worker that finishes takes the next chunk (work stealing).
 
-    `make_worker(i)` creates worker i (a real `RolloutWorker` or, in benchmarks, a simulated one).
+    `make_worker(i)` creates worker i (a real `RolloutWorker` or, in benchmarks, a simulated one);
+    `call_timeout_s`: a generate call that neither returns nor dies within it is a hung engine.
     """
 
     def __init__(self, make_worker: Callable[[int], "ray.actor.ActorHandle"], num_workers: int,
-                 chunks_per_worker: int = 1, sync_timeout_s: float = 120.0):
+                 chunks_per_worker: int = 1, sync_timeout_s: float = 120.0, max_restarts: int = 3,
+                 call_timeout_s: float | None = None):
         self.make_worker = make_worker
         self.workers = [make_worker(i) for i in range(num_workers)]
         self.chunks_per_worker = chunks_per_worker
-        self.sync_timeout_s = sync_timeout_s
+        self.sync_timeout_s, self.call_timeout_s, self.max_restarts = sync_timeout_s, call_timeout_s, max_restarts
         self.latest_weights: tuple[ray.ObjectRef, int] | None = None
         self.restarts = 0
 
     def _restart(self, i: int) -> None:
-        try:
-            ray.kill(self.workers[i])
-        except Exception:  # already gone
-            pass
         self.workers[i] = self.make_worker(i)
         self.restarts += 1
         if self.latest_weights is not None:
@@ -105,22 +103,8 @@ class RolloutPool:
             return []
         size = self.chunk_size(len(requests))
         chunks = [requests[i : i + size] for i in range(0, len(requests), size)]
-        results: list[list | None] = [None] * len(chunks)
-        queue = deque(range(len(chunks)))
-        idle = deque(range(len(self.workers)))
-        running: dict[ray.ObjectRef, tuple[int, int]] = {}
-        while queue or running:
-            while queue and idle:
-                w, c = idle.popleft(), queue.popleft()
-                running[self.workers[w].generate.remote(chunks[c], n, **overrides)] = (w, c)
-            done, _ = ray.wait(list(running), num_returns=1)
-            w, c = running.pop(done[0])
-            try:
-                results[c] = ray.get(done[0])
-            except RayActorError:
-                self._restart(w)
-                queue.appendleft(c)
-            idle.append(w)
+        results = dispatch(self.workers, chunks, lambda worker, chunk: worker.generate.remote(chunk, n, **overrides),
+                           self._restart, self.max_restarts, self.call_timeout_s, what="rollout chunk")
         return [group for chunk in results for group in chunk]
 
     def broadcast_weights(self, blob, version: int) -> float:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,9 @@ from unittest import mock
 
 import numpy as np
 import torch
+
 from benchmarks.machine import machine, write_result
+from cluster.ray_cluster import free_port
 
 RESULTS = Path(__file__).parent / "results" / "learner_gpu.json"
 VARIANTS = {  # name: LearnerConfig overrides; the likeliest to fit 80 GB first
@@ -51,9 +52,7 @@ IMAGE_SIDE = 448
 
 def init_process_group(device: str) -> None:
     """World size 1, as `Learner.setup` does for one rank (NCCL on a GPU, gloo on the CPU)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
                       DS_ACCELERATOR=device)
     import deepspeed
@@ -64,7 +63,12 @@ def init_process_group(device: str) -> None:
 def build_model(shape: str, out: Path):
     """Writes the config and processor to `out` (no weights); returns the random-weight model, built on
     the device in bf16."""
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from transformers import (
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     from rollout.tiny_model import CHAT_TEMPLATE, SHAPES, build_config, build_tokenizer
 
@@ -112,7 +116,8 @@ def model_flops(model, cfg, seqs, media_tokens_per_image: int) -> float:
     responses = sum(len(s.response_ids) for s in seqs)
     # spatial_merge 2x2: 4 patches per image token; each sequence's image is encoded with it (G times per prompt)
     patches = len(seqs) * media_tokens_per_image * 4
-    return 6 * text_params * tokens + 6 * vocab * hidden * responses + (2 if cfg.freeze_vision else 6) * vision_params * patches
+    return (6 * text_params * tokens + 6 * vocab * hidden * responses
+            + (2 if cfg.freeze_vision else 6) * vision_params * patches)
 
 
 def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
@@ -135,7 +140,7 @@ def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
 
 def run_variant(args, name: str) -> dict:
     """One variant, in this process: build, warm up, time `args.steps` steps, then the export."""
-    from cluster.config import LearnerConfig
+    from learners.config import LearnerConfig
     from learners.policy_trainer import PolicyTrainer, shard_batch
 
     on_gpu = torch.cuda.is_available()
@@ -164,7 +169,8 @@ def run_variant(args, name: str) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         losses.append(metrics["loss"])
-        print(f"[{name}] step {step}: {times[-1]:.2f} s, loss {metrics['loss']:.4f}, grad_norm {metrics['grad_norm']:.3f}", flush=True)
+        print(f"[{name}] step {step}: {times[-1]:.2f} s, loss {metrics['loss']:.4f}, "
+              f"grad_norm {metrics['grad_norm']:.3f}", flush=True)
     step_s = statistics.median(times[1:])
     row.update(step_s=step_s, step_s_all=times, losses=losses, tokens_per_step=tokens,
                tokens_per_s=tokens / step_s, response_tokens_per_s=len(seqs) * args.response / step_s,
@@ -239,8 +245,8 @@ def main():
             continue
         print(f"{name:22} {r['trainable_params'] / 1e9:8.2f}B {r['config']['micro_batch_size']:3d} {r['step_s']:7.2f} "
               f"{r['tokens_per_s']:7.0f} {r['response_tokens_per_s']:10.0f} {r['model_tflops']:7.0f} "
-              f"{r.get('peak_allocated_gib', float('nan')):8.1f} {r['export_s']:8.2f} {r.get('export_bound_s', float('nan')):7.3f} "
-              f"{r.get('export_ratio_to_bound', float('nan')):5.1f}")
+              f"{r.get('peak_allocated_gib', float('nan')):8.1f} {r['export_s']:8.2f} "
+              f"{r.get('export_bound_s', float('nan')):7.3f} {r.get('export_ratio_to_bound', float('nan')):5.1f}")
 
 
 if __name__ == "__main__":

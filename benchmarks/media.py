@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.machine import machine, median_seconds, write_result
 from rollout.images import load_image
 from rollout.perturbations import TemporalPerturbation, perturb
 from rollout.synthetic import load_picture, random_crop
 from rollout.synthetic_video import render_pan
 from rollout.video import encode_video, load_video
-from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "media.json"
 

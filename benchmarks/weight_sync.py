@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+
 from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"
@@ -81,7 +82,8 @@ def requests(seed: int):
     from rollout.engine import RolloutRequest, default_video_meta
 
     rng = np.random.default_rng(0)
-    reqs = [RolloutRequest(f"img{i}", "image", image=rng.integers(0, 256, (112, 112, 3), dtype=np.uint8)) for i in range(2)]
+    reqs = [RolloutRequest(f"img{i}", "image", image=rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+            for i in range(2)]
     reqs.append(RolloutRequest("vid0", "video", frames=rng.integers(0, 256, (4, 112, 112, 3), dtype=np.uint8),
                                video_meta=default_video_meta(4)))
     for i, r in enumerate(reqs):
@@ -92,7 +94,8 @@ def requests(seed: int):
 def train_batch(groups, reqs):
     from learners.policy_trainer import MediaItem, TrainSequence
 
-    media = {r.prompt_id: MediaItem(r.media_type, image=r.image, frames=r.frames, video_meta=r.video_meta) for r in reqs}
+    media = {r.prompt_id: MediaItem(r.media_type, image=r.image, frames=r.frames, video_meta=r.video_meta)
+             for r in reqs}
     seqs = [TrainSequence(s.prompt_id, s.prompt_token_ids, s.token_ids, advantage=1.0 if s.index == 0 else -1.0,
                           rollout_logprobs=s.logprobs) for g in groups for s in g]
     return seqs, media
@@ -111,7 +114,8 @@ def run_shape(args, shape: str) -> dict:
     from cluster.placement import rollout_pool
     from rollout.tiny_model import ensure_tiny_model
 
-    model_dir = str(ensure_tiny_model(Path(os.environ.get("QTHINK_BENCH_DIR", "/tmp/qthink-bench")) / f"model-{shape}", 0, shape))
+    model_dir = str(ensure_tiny_model(
+        Path(os.environ.get("QTHINK_BENCH_DIR", "/tmp/qthink-bench")) / f"model-{shape}", 0, shape))
     rcfg = RolloutConfig(num_workers=max(args.workers), n=2, max_tokens=args.max_tokens, max_model_len=2048)
     big = rollout_pool(QThinkConfig(rollout=rcfg), model_dir)
     learner = LearnerGroup(model_dir, LearnerConfig(num_ranks=args.ranks, lr=2e-2, beta=0.0, micro_batch_size=4),
@@ -128,7 +132,8 @@ def run_shape(args, shape: str) -> dict:
         out = ray.get([r.__ray_call__.remote(_export_and_put) for r in learner.ranks])
         return out[0], time.perf_counter() - start
 
-    row = {"ranks": args.ranks, "max_logprob_diff_before_step": baseline[0], "mean_logprob_diff_before_step": baseline[1],
+    row = {"ranks": args.ranks, "max_logprob_diff_before_step": baseline[0],
+           "mean_logprob_diff_before_step": baseline[1],
            "train_step_rollout_logprob_gap": metrics.get("rollout_logprob_gap")}
     version = 0
     exports = []
@@ -178,21 +183,24 @@ def notes(result: dict) -> list[str]:
     out = []
     load, cpus = result["loadavg_start"][0], result["machine"]["cpu_count"]
     if load > 0.5 * cpus:
-        out.append(f"Background load: 1-min loadavg {load:.1f} at start, {result['loadavg_end'][0]:.1f} at the end, on {cpus} cores.")
+        out.append(f"Background load: 1-min loadavg {load:.1f} at start, {result['loadavg_end'][0]:.1f} at the end, "
+                   f"on {cpus} cores.")
     for shape, r in result["shapes"].items():
         one = r["by_workers"].get(1, r["by_workers"].get("1"))
         b = r["reload_breakdown"][0]
         out.append(
-            f"{shape} ({r['bytes'] / 1e6:.1f} MB): sync {one['sync_s']:.3f} s = {one['ratio_to_bound']:.0f}x the memcpy bound "
-            f"({r['bound_s'] * 1e3:.2f} ms at {r['memcpy_bytes_per_s'] / 1e9:.1f} GB/s), {one['ratio_to_fresh_copy']:.0f}x one copy "
-            f"into fresh memory ({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s). Export {r['export_s']:.3f} s (one "
-            f"safetensors blob), put {r['put_s']:.3f} s, actor-call overhead {r['export_put_call_s'] - r['export_s'] - r['put_s']:.3f} s; "
+            f"{shape} ({r['bytes'] / 1e6:.1f} MB): sync {one['sync_s']:.3f} s = {one['ratio_to_bound']:.0f}x "
+            f"the memcpy bound ({r['bound_s'] * 1e3:.2f} ms at {r['memcpy_bytes_per_s'] / 1e9:.1f} GB/s), "
+            f"{one['ratio_to_fresh_copy']:.0f}x one copy into fresh memory "
+            f"({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s). Export {r['export_s']:.3f} s (one "
+            f"safetensors blob), put {r['put_s']:.3f} s, "
+            f"actor-call overhead {r['export_put_call_s'] - r['export_s'] - r['put_s']:.3f} s; "
             f"reload {one['reload_all_s']:.3f} s, of which in one worker: fetch {b['fetch_s']:.3f} s, engine reload "
             f"{b['engine_reload_s']:.3f} s (reload_weights + repack + cache resets; the blob's parse alone "
             f"{b['blob_parse_s'] * 1e3:.1f} ms). Logprob diff after sync "
-            f"{r['max_logprob_diff_after_sync']:.1e} (max) vs {r['max_logprob_diff_before_step']:.1e} before any step on the "
-            "same weights (engine vs learner numerics, no sync involved): same order, so the engine samples from "
-            "the synced policy; that floor itself grows with the model's width.")
+            f"{r['max_logprob_diff_after_sync']:.1e} (max) vs {r['max_logprob_diff_before_step']:.1e} before any "
+            "step on the same weights (engine vs learner numerics, no sync involved): same order, so the engine "
+            "samples from the synced policy; that floor itself grows with the model's width.")
     out.append("On the CPU path the bytes are copied 3 times: into the blob (export), into the object store (put), "
                "and by reload_weights into the engine's parameters (plus its repacking for the CPU GEMMs); the "
                "fetch is a view of shared memory, and with the engine in the worker's process the blob reaches "
@@ -217,9 +225,9 @@ def main():
     SHAPES.setdefault("medium", MEDIUM)
     load_start = os.getloadavg()
     init_ray(ClusterConfig(num_cpus=args.ranks + max(args.workers)))
-    result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"), "loadavg_start": load_start, "path": "cpu: one safetensors "
-              "blob (numpy), one object-store put, every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0,
-              "shapes": {}}
+    result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"),
+              "loadavg_start": load_start, "path": "cpu: one safetensors blob (numpy), one object-store put, "
+              "every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0, "shapes": {}}
     for shape in args.shapes:
         row = run_shape(args, shape)
         row["params"] = row["bytes"] // 4  # fp32 (plus a small safetensors header), tied lm_head sent once
@@ -232,8 +240,9 @@ def main():
           f"{'ratio':>6} {'max_lp_diff':>11}")
     for shape, r in result["shapes"].items():
         for w, b in r["by_workers"].items():
-            print(f"{shape:6} {r['bytes'] / 1e6:7.1f} {r['export_s']:7.3f} {r['put_s']:6.3f} {w:7d} {b['reload_all_s']:7.3f} "
-                  f"{b['sync_s']:7.3f} {r['bound_s']:8.4f} {b['ratio_to_bound']:6.1f} {r['max_logprob_diff_after_sync']:11.2e}")
+            print(f"{shape:6} {r['bytes'] / 1e6:7.1f} {r['export_s']:7.3f} {r['put_s']:6.3f} {w:7d} "
+                  f"{b['reload_all_s']:7.3f} {b['sync_s']:7.3f} {r['bound_s']:8.4f} {b['ratio_to_bound']:6.1f} "
+                  f"{r['max_logprob_diff_after_sync']:11.2e}")
         print(f"       reload breakdown per worker: {r['reload_breakdown']}")
     print("\n".join(result["notes"]))
     write_result(result, args.out)

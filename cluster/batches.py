@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 
 from cluster.config import QThinkConfig
-
 from learners.policy_trainer import MediaItem, TrainSequence
 from rollout.engine import RolloutRequest, RolloutSample
 from rollout.manifest import ManifestReader, Sample

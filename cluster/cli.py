@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from cluster.config import ConfigError, check_inputs, check_template_teacher, config_to_yaml, load_config
+from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
+from cluster.ray_cluster import use_local_env
 
 
 def _make_tiny_model(args) -> int:
@@ -78,7 +79,7 @@ def _eval(args) -> int:
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, model_dir=args.model)
     check_inputs(args.model, args.data)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
@@ -93,10 +94,9 @@ def _eval(args) -> int:
 def _distill(args) -> int:
     from cluster.distill import teacher_distill, template_distill
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, model_dir=None if args.teacher == "template" else args.teacher)
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
-        check_template_teacher(cfg.data.template_teacher)
         stats = template_distill(args.data, args.out, cfg.data.template_teacher)
     else:
         stats = teacher_distill(args.teacher, args.data, args.out, cfg, tolerance=args.tolerance,
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_local_env()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

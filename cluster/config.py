@@ -8,6 +8,7 @@ its own folder. Unknown keys and wrong types fail with the dotted name of the of
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import types
 import typing
@@ -16,12 +17,16 @@ from pathlib import Path
 
 import yaml
 
+from learners.config import Dtype, LearnerConfig
+from rollout.config import RolloutConfig
+
 
 class ConfigError(ValueError):
     """A config key that does not exist or a value of the wrong type; the message names the dotted key."""
 
 
-LR_SCHEDULES = ("constant", "cosine", "linear")
+# Enum-like keys are Literal types: a value outside them fails at load, naming the key and the choices.
+ENGINE_DTYPE = {"fp32": "float32", "bf16": "bfloat16"}  # vLLM's and torch's names for the dtypes
 
 
 @dataclass
@@ -30,12 +35,12 @@ class ModelConfig:
     # tiny_dir/<size>-seed<seed>.
     path: str = ""
     tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
-    tiny_size: str = "tiny"
+    tiny_size: typing.Literal["tiny", "small", "3b"] = "tiny"
     tiny_seed: int = 0
     # > 0: the tiny model's vision tower is first pre-trained this many steps on distortion-ranked pairs of
     # the synthetic training pictures (learners/vision_pretrain.py), the demo's stand-in for a pretrained VLM
     tiny_vision_pretrain_steps: int = 0
-    dtype: str = "float32"
+    dtype: Dtype = "fp32"
 
 
 @dataclass
@@ -49,35 +54,14 @@ class DataConfig:
     synthetic_images: int = 540
     synthetic_videos: int = 90
     synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
-    template_teacher: str = "misreading"  # the demo's SFT teacher: misreading | exact (rollout/template_teacher.py)
-    shuffle_seed: int = 0
+    # the demo's SFT teacher (rollout/template_teacher.py)
+    template_teacher: typing.Literal["misreading", "exact"] = "misreading"
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
-    video_view: str = "frames"  # frames | multiframe (PreResQ-R1's global grid + local frames)
-    prompt_style: str = "paper"  # paper (the papers' prompts) | short (the tiny CPU demo, rollout/prompts.py)
-
-
-@dataclass
-class RolloutConfig:
-    num_workers: int = 1
-    cpus_per_worker: int = 1
-    gpus_per_worker: int = 0
-    tensor_parallel_size: int = 1
-    n: int = 8  # G responses per prompt
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 64
-    seed: int = 0
-    max_model_len: int = 2048
-    kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU; gpu_memory_utilization drives GPUs
-    gpu_memory_utilization: float = 0.6
-    enforce_eager: bool = True
-    sync_timeout_s: float = 120.0
-    # A batch goes out in num_workers x chunks_per_worker chunks; a worker that finishes takes the next, so
-    # with more than 1, faster workers take more. But each engine call then has a smaller batch and its own
-    # tail: 2 real engines here made 9% fewer tokens/s with 2 chunks each than with 1 (benchmarks/README.md).
-    # 1 = the static even split verl and OpenRLHF use; raise it for workers of unequal speed.
-    chunks_per_worker: int = 1
+    # frames: the video as frames; multiframe: PreResQ-R1's tiled global view + single local frames
+    video_view: typing.Literal["frames", "multiframe"] = "frames"
+    # paper: the papers' prompts; short: a one-line question for the tiny CPU demo (rollout/prompts.py)
+    prompt_style: typing.Literal["paper", "short"] = "paper"
 
 
 @dataclass
@@ -85,44 +69,13 @@ class RewardConfig:
     preset: str = "qthink"
     weights: dict[str, float] = field(default_factory=dict)  # per-component overrides of the preset
     custom: list[str] = field(default_factory=list)  # extra components as "module:function"
-    rank_scope: str = "global"  # global | slice (the papers rank inside one GPU's slice)
+    # global: rank over the whole batch; slice: inside rank_slice prompts, as the papers' per-GPU batches do
+    rank_scope: typing.Literal["global", "slice"] = "global"
     rank_slice: int = 8
     temporal: bool = True  # VQAThinker's perturbed-video bonus when the batch has videos
     num_workers: int = 1
-
-
-@dataclass
-class LearnerConfig:
-    num_ranks: int = 2
-    cpus_per_rank: int = 1
-    gpus_per_rank: int = 0
-    zero_stage: int = 2
-    dtype: str = "fp32"  # fp32 | bf16
-    # Each stage warms up and decays over its own steps (a decay run over both would leave GRPO a few
-    # percent of its rate). Schedules: constant | cosine | linear (the last two decay towards 0).
-    lr: float = 1e-6  # GRPO
-    warmup_steps: int = 0
-    lr_schedule: str = "constant"
-    sft_lr: float = 1e-5  # the cold start (Q-Ponder) usually runs at a higher rate than RL
-    sft_warmup_steps: int = 0
-    sft_lr_schedule: str = "constant"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8
-    advantage: str = "grpo"  # grpo | dr_grpo
-    filter_zero_variance: bool = False
-    loss_agg: str = "seq-mean-token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
-    clip_low: float = 0.2
-    clip_high: float = 0.2
-    dual_clip: float = 0.0  # 0 disables; else c > 1 bounds negative-advantage ratios (dual-clip PPO)
-    # Engine/learner mismatch correction: none | tis (truncated importance sampling, as TRL and verl offer):
-    # each token's loss weighted by min(pi_learner / pi_engine, rollout_is_cap); ratio statistics logged
-    rollout_is: str = "none"
-    rollout_is_cap: float = 2.0
-    beta: float = 0.04  # KL coefficient; 0 skips the reference model
-    kl_estimator: str = "k3"  # k1 | k2 | k3
-    gradient_checkpointing: bool = False
-    freeze_vision: bool = False
+    call_timeout_s: float = 300.0  # a reward call that has not returned by then: its worker is replaced
+    max_restarts: int = 3
 
 
 @dataclass
@@ -212,6 +165,11 @@ def _coerce(value, annotation, key: str):
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{key}: got {value!r}")
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value in allowed:
+            return value
+        raise ConfigError(f"{key}: expected one of {' | '.join(map(str, allowed))}, got {value!r}")
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -270,9 +228,28 @@ def _set_dotted(tree: dict, dotted: str, value) -> None:
     node[parts[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> QThinkConfig:
-    """Defaults <- YAML file <- `section.key=value` overrides (values parsed as YAML scalars)."""
+# How a trained model must be prompted and fed: `final/` records these (MODEL_SETTINGS_FILE), and eval,
+# serve and distill start from them, so a model trained on the short prompt is not asked the paper's one.
+MODEL_SETTINGS = ("reward.preset", "data.prompt_style", "data.video_view", "data.num_frames", "data.max_pixels")
+MODEL_SETTINGS_FILE = "qthink.json"
+
+
+def write_model_settings(config: QThinkConfig, model_dir: str | Path) -> None:
+    tree = dataclasses.asdict(config)
+    settings = {key: tree[key.split(".")[0]][key.split(".")[1]] for key in MODEL_SETTINGS}
+    (Path(model_dir) / MODEL_SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                model_dir: str | Path | None = None) -> QThinkConfig:
+    """Defaults <- the settings `model_dir` was trained with (if it records them) <- YAML file <-
+    `section.key=value` overrides (values parsed as YAML scalars)."""
     tree = dataclasses.asdict(QThinkConfig())
+    recorded = Path(model_dir or "") / MODEL_SETTINGS_FILE
+    if model_dir and recorded.is_file():
+        for dotted, value in json.loads(recorded.read_text()).items():
+            if dotted in MODEL_SETTINGS:
+                _set_dotted(tree, dotted, value)
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
@@ -289,7 +266,37 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not sep or not dotted:
             raise ConfigError(f"{item!r}: overrides are written section.key=value")
         _set_dotted(tree, dotted.strip(), yaml.safe_load(raw) if raw.strip() else "")
-    return _build(QThinkConfig, tree)
+    return check_values(_build(QThinkConfig, tree))
+
+
+def check_values(config: QThinkConfig) -> QThinkConfig:
+    """Values each key's type cannot say: names of presets and reward components, numeric bounds. Run by
+    every command at load, before Ray or an engine starts."""
+    from rewards.plugins import is_plugin_name
+    from rewards.presets import PRESETS
+
+    reward, learner, rollout = config.reward, config.learner, config.rollout
+    if reward.preset not in PRESETS:
+        raise ConfigError(f"reward.preset: expected one of {' | '.join(PRESETS)}, got {reward.preset!r}")
+    components = PRESETS[reward.preset].component_names
+    for name in reward.weights:
+        if name not in components and not is_plugin_name(name):
+            raise ConfigError(f"reward.weights.{name}: preset {reward.preset!r} has no component {name!r} "
+                              f"(components: {', '.join(components)}; a plugin is written module:function)")
+    for spec in reward.custom:
+        if not is_plugin_name(spec):
+            raise ConfigError(f"reward.custom: {spec!r} is not module:function")
+    if learner.dual_clip != 0 and learner.dual_clip <= 1:
+        raise ConfigError(f"learner.dual_clip: 0 (off) or a bound c > 1, got {learner.dual_clip}")
+    if learner.rollout_is_cap <= 0:
+        raise ConfigError(f"learner.rollout_is_cap: must be > 0, got {learner.rollout_is_cap}")
+    for key, section in (("rollout", rollout), ("reward", reward)):
+        if section.call_timeout_s <= 0 or section.max_restarts < 0:
+            raise ConfigError(f"{key}.call_timeout_s must be > 0 and {key}.max_restarts >= 0, got "
+                              f"{section.call_timeout_s}, {section.max_restarts}")
+    if rollout.chunks_per_worker < 1:
+        raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {rollout.chunks_per_worker}")
+    return config
 
 
 def check_inputs(model: str = "", manifests: typing.Sequence[str] = ()) -> None:
@@ -309,13 +316,6 @@ def check_inputs(model: str = "", manifests: typing.Sequence[str] = ()) -> None:
             raise ConfigError(f"data: manifest {path!r} does not exist{hint(path)}")
 
 
-def check_template_teacher(name: str) -> None:
-    from rollout.template_teacher import TEACHERS
-
-    if name not in TEACHERS:
-        raise ConfigError(f"data.template_teacher: expected one of {list(TEACHERS)}, got {name!r}")
-
-
 def check_train_config(config: QThinkConfig) -> None:
     """What `qthink train` needs before it starts anything: stages it can run, the inputs they read and a
     checkpoint filesystem that resolves."""
@@ -325,23 +325,11 @@ def check_train_config(config: QThinkConfig) -> None:
     if "sft" in stages and data.train and not data.sft:
         raise ConfigError("train.stages includes sft but data.sft is not set (only the embedded demo, with no "
                           "data.train, makes its own SFT data): set data.sft or train.stages=[grpo]")
-    check_template_teacher(data.template_teacher)
-    learner = config.learner
-    for key in ("lr_schedule", "sft_lr_schedule"):
-        if getattr(learner, key) not in LR_SCHEDULES:
-            raise ConfigError(f"learner.{key}: unknown {getattr(learner, key)!r} (one of {', '.join(LR_SCHEDULES)})")
-    if learner.dual_clip != 0 and learner.dual_clip <= 1:
-        raise ConfigError(f"learner.dual_clip: 0 (off) or a bound c > 1, got {learner.dual_clip}")
-    if learner.rollout_is not in ("none", "tis") or learner.rollout_is_cap <= 0:
-        raise ConfigError(f"learner.rollout_is: none | tis with rollout_is_cap > 0, got {learner.rollout_is!r}, "
-                          f"cap {learner.rollout_is_cap}")
     if "grpo" in stages and not (config.rollout.temperature > 0 and config.rollout.top_p == 1.0):
         raise ConfigError("rollout.temperature must be > 0 and rollout.top_p 1.0 for GRPO: the learner scores each "
                           "response under the full distribution at the rollout temperature, and a truncated one "
                           f"would bias every update (got temperature {config.rollout.temperature}, "
                           f"top_p {config.rollout.top_p})")
-    if config.rollout.chunks_per_worker < 1:
-        raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {config.rollout.chunks_per_worker}")
     check_inputs(config.model.path, [p for p in (data.train, data.sft if "sft" in stages else "", *data.test) if p])
     if "://" in config.train.checkpoint_dir:
         import pyarrow.fs

@@ -46,7 +46,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
     from cluster.ray_cluster import init_ray
     from rewards import get_preset
     from rollout.manifest import ManifestReader
-    from rollout.prompts import EXPERT_QUESTION
+    from rollout.prompts import expert_question
 
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, teacher_dir)
@@ -59,8 +59,8 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
     def flush():
         nonlocal dropped
         requests = [request_for(s, index[s.row.id], cfg) for s in batch]
-        for r in requests:
-            r.question = EXPERT_QUESTION[r.media_type]
+        for r, s in zip(requests, batch):
+            r.question = expert_question(cfg.reward.preset, s.row.media_type, cfg.data.prompt_style)
         for sample, group in zip(batch, pool.generate(requests, n=samples)):
             parsed = parse([g.text for g in group])
             close = (~parsed.failed) & (np.abs(parsed.pred - sample.row.mos) <= tolerance)

@@ -1,9 +1,8 @@
 """Held-out evaluation through the rollout workers (the exported weights, never a model in train state:
 an early probe saw the same weights score differently in the training process and after export).
 
-A response that does not parse counts as a failure and is scored 3.0 (the scale's middle) in the
-correlations, so an untrained model that never answers gets SRCC 0, not a flattering subset. Parsed
-scores are clipped to the 1-5 scale before the mean of N samples is taken.
+An item's score is its answers' group score (`ParsedResponses.group_scores`, the rule training metrics and
+Serve use too); answers that do not parse are counted as failures.
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from cluster.batches import request_for
+from cluster.config import QThinkConfig
 from rewards import get_preset
 from rewards.metrics import quality_metrics
-from cluster.config import QThinkConfig
 from rollout.manifest import ManifestReader, MediaOptions
-
-FAILED_SCORE = 3.0
 
 
 def evaluate(pool, manifests: list[str], cfg: QThinkConfig, samples: int = 1, limit: int = 0, chunk: int = 64) -> dict:
@@ -55,16 +52,11 @@ def _score(pool, batch, cfg: QThinkConfig, samples: int) -> list[dict]:
     overrides = {"temperature": 0.0 if samples == 1 else temperature}
     requests = [request_for(s, i, cfg) for i, s in enumerate(batch)]
     groups = pool.generate(requests, n=samples, **overrides)
-    out = []
-    for sample, group in zip(batch, groups):
-        texts = [s.text for s in group]
-        parsed = parse(texts)
-        ok = ~parsed.failed
-        # answers are on the 1-5 scale; one stray "1080" must not drag a mean of N samples off it
-        pred = float(np.mean(np.clip(parsed.pred[ok], 1.0, 5.0))) if ok.any() else FAILED_SCORE
-        out.append({"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": pred,
-                    "failed": int((~ok).sum()), "n": len(texts), "response": texts[0]})
-    return out
+    parsed = parse([s.text for group in groups for s in group])
+    scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
+    return [{"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": float(score),
+             "failed": int(fails), "n": samples, "response": group[0].text}
+            for sample, group, score, fails in zip(batch, groups, scores, failed)]
 
 
 def media_options(cfg: QThinkConfig) -> MediaOptions:

@@ -16,7 +16,7 @@ import ray
 
 from cluster import placement
 from cluster.checkpoint import CheckpointStore
-from cluster.config import QThinkConfig, check_train_config, config_to_yaml, save_resolved
+from cluster.config import QThinkConfig, check_train_config, config_to_yaml, save_resolved, write_model_settings
 from cluster.evaluation import evaluate, media_options, write_report
 from cluster.ray_cluster import init_ray
 from cluster.run_log import RunLog, plot_curves
@@ -45,7 +45,8 @@ def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
         from cluster.distill import template_distill
         from rollout.synthetic import build_synthetic_benchmark
 
-        root = Path(data.synthetic_dir).expanduser() / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}"
+        root = (Path(data.synthetic_dir).expanduser()
+                / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}")
         if not (root / "test.parquet").exists():
             build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
                                       seed=cfg.train.seed)
@@ -101,7 +102,8 @@ class Run:
             print(f"--resume: no complete checkpoint under {self.store.root}: starting from the beginning")
         if latest is not None:
             state = self.store.load(latest, lambda d: self.learner.load_state(d, "learner"))
-            self.stage, self.step, self.version, self.evals = state["stage"], state["step"], state["version"], state["evals"]
+            self.stage, self.step, self.version, self.evals = (state["stage"], state["step"], state["version"],
+                                                               state["evals"])
             self.global_step = latest
             self.train_reader.load_state_dict(state["train_cursor"])
             if self.sft_reader is not None and state.get("sft_cursor"):
@@ -175,6 +177,7 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     final = run.out / "final"
     final.mkdir(parents=True, exist_ok=True)
     run.learner.save_hf(str(final))
+    write_model_settings(run.cfg, final)  # eval, serve and distill prompt it as it was trained
     plot_curves(run.log.metrics_path, run.out / "curves.png")
     (run.out / "summary.json").write_text(json.dumps(run.evals, indent=1))
     run.log.close()

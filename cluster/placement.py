@@ -13,17 +13,17 @@ import os
 from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import QThinkConfig
+from cluster.config import ENGINE_DTYPE, QThinkConfig
 
 
 def logical_cpus_needed(cfg: QThinkConfig) -> int:
-    r, l, w = cfg.rollout, cfg.learner, cfg.reward
-    return r.num_workers * r.cpus_per_worker + l.num_ranks * l.cpus_per_rank + w.num_workers
+    r, learner, w = cfg.rollout, cfg.learner, cfg.reward
+    return r.num_workers * r.cpus_per_worker + learner.num_ranks * learner.cpus_per_rank + w.num_workers
 
 
 def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     r = cfg.rollout
-    dtype = "bfloat16" if cfg.model.dtype in ("bf16", "bfloat16") else "float32"
+    dtype = ENGINE_DTYPE[cfg.model.dtype]
     cores = os.cpu_count() or 1
 
     def make(i: int):
@@ -34,7 +34,7 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
         cpu_ids = ",".join(str((first + k) % cores) for k in range(r.cpus_per_worker))
         return RolloutWorker.options(num_cpus=r.cpus_per_worker).remote(model_dir, r, dtype, cpu_ids)
 
-    return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s)
+    return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s, r.max_restarts, r.call_timeout_s)
 
 
 def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:
@@ -46,4 +46,5 @@ def reward_pool(cfg: QThinkConfig) -> RewardPool:
     weights = {**{name: 1.0 for name in w.custom}, **w.weights}
     scope = None if w.rank_scope == "global" else w.rank_slice
     return RewardPool(w.num_workers, preset=w.preset, weights=weights or None, scope=scope,
-                      worker_options={"num_cpus": 1}, group_size=cfg.rollout.n)
+                      worker_options={"num_cpus": 1}, max_restarts=w.max_restarts, group_size=cfg.rollout.n,
+                      call_timeout_s=w.call_timeout_s)

@@ -12,12 +12,27 @@ cluster instead, with that cluster's own settings.
 from __future__ import annotations
 
 import os
+import socket
 
 from cluster.config import ClusterConfig
 
 # Actors share 2 cores here: torch's default thread count and OpenMP's spin-waiting made a GRPO step
-# 35-40x slower (docs/design.md, "Environment notes"). Every process Ray starts inherits these.
+# 35-40x slower (docs/design.md, "Environment notes"). Every process Ray starts inherits these; the CLI,
+# the benchmarks and the tests set them in their own process too (`use_local_env`), before torch starts.
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled"}
+
+
+def use_local_env() -> None:
+    """WORKER_ENV in this process, where the caller has not set a value of its own."""
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS has just called free (for a process group's master, a test server)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
 
 

@@ -24,9 +24,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-from cluster.config import QThinkConfig, load_config
-from cluster.serve_requests import (ApiError, ChatRequest, chat_messages, decode_image, image_url_bytes,
-                                    parse_json, read_body, score_input, upload_request, validated)
+from cluster.config import ENGINE_DTYPE, QThinkConfig, load_config
+from cluster.serve_requests import (
+    ApiError,
+    ChatRequest,
+    chat_messages,
+    decode_image,
+    image_url_bytes,
+    parse_json,
+    read_body,
+    score_input,
+    upload_request,
+    validated,
+)
 from rewards import get_preset
 from rollout.engine import banned_token_ids, engine_args, sampling_params, vllm_input
 from rollout.prompts import PRERESQ_ASPECTS
@@ -47,15 +57,14 @@ def model_name(model_dir: str, cfg: QThinkConfig) -> str:
 
 
 def score_summary(texts: list[str], preset_name: str) -> dict:
-    """Parse responses with the preset's own rule; the score is the mean of the answers that parsed, each
-    clipped to the 1-5 scale first as evaluation does (cluster/evaluation.py: one stray "1080" must not drag
-    a mean of N samples off the scale)."""
+    """Parse responses with the preset's own rule; the score is their group score, as evaluation and
+    training metrics compute it (`ParsedResponses.group_scores`), or None when no answer parsed."""
     parsed = get_preset(preset_name).parse(texts)
     ok = ~parsed.failed
     clipped = np.clip(parsed.pred, 1.0, 5.0)
     scores = clipped[ok]
     summary = {
-        "score": float(scores.mean()) if ok.any() else None,
+        "score": float(parsed.group_scores(len(texts))[0]) if ok.any() else None,
         "spread": float(scores.std()) if ok.any() else None,
         "samples": [float(p) if good else None for p, good in zip(clipped, ok)],
         "parse_failures": int((~ok).sum()),
@@ -104,7 +113,7 @@ class QualityJudge:
         self.model_name = model_name(model_dir, cfg)
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.banned_ids = banned_token_ids(self.processor.tokenizer)
-        dtype = "bfloat16" if cfg.model.dtype in ("bf16", "bfloat16") else "float32"
+        dtype = ENGINE_DTYPE[cfg.model.dtype]
         args = engine_args(model_dir, cfg.rollout, dtype, max_media=MAX_CHAT_IMAGES)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
 
@@ -214,7 +223,7 @@ def app_builder(args: dict):
     can read), optional `config` (a qthink YAML) and `overrides` (dotted `section.key=value` strings)."""
     if "model" not in args:
         raise ValueError("serve app args need `model`: the exported model dir")
-    return build_app(args["model"], load_config(args.get("config"), args.get("overrides", [])))
+    return build_app(args["model"], load_config(args.get("config"), args.get("overrides", []), model_dir=args["model"]))
 
 
 APP_NAME = "qthink"
@@ -232,7 +241,7 @@ def serve_main(model_dir: str, config_path: str | None = None, overrides: list[s
     """`qthink serve --model DIR [--config serve.yaml] [overrides]`: serve locally until Ctrl-C."""
     from cluster.ray_cluster import init_ray
 
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(config_path, overrides, model_dir=model_dir)
     init_ray(cfg.cluster)
     url = start(model_dir, cfg)
     print(f"qthink serving {model_name(model_dir, cfg)} at {url}  (POST /v1/score, POST /v1/chat/completions, "

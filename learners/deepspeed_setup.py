@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from cluster.config import LR_SCHEDULES, LearnerConfig  # dataclass only
+from learners.config import LR_SCHEDULES, LearnerConfig
 
 
 def deepspeed_config(cfg: LearnerConfig) -> dict:

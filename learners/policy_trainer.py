@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cluster.config import LearnerConfig  # dataclass only
+from learners.config import LearnerConfig
 from learners.deepspeed_setup import build_engine, lr_factor, start_schedule
 from learners.logprobs import ScoredSequence, media_tensors, scored_sequence, sequence_logprobs
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss, truncated_is_weights

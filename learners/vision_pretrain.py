@@ -92,6 +92,7 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
                                   progress=progress)
     model.save_pretrained(out)
     (out / "vision_pretrain.json").write_text(json.dumps(
-        {"sources": sources, "steps": steps, "seconds": round(time.perf_counter() - started, 1), "curve": curve}, indent=1))
+        {"sources": sources, "steps": steps, "seconds": round(time.perf_counter() - started, 1), "curve": curve},
+        indent=1))
     marker_path.write_text(json.dumps(marker, sort_keys=True))
     return out

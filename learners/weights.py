@@ -31,7 +31,9 @@ def gathered(param: torch.nn.Parameter, zero_stage: int):
     return deepspeed.zero.GatheredParameters([param], modifier_rank=None)
 
 
-def full_state_dict(module: torch.nn.Module, zero_stage: int, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def full_state_dict(
+    module: torch.nn.Module, zero_stage: int, dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
     """Every parameter and buffer, whole, in checkpoint names. Under ZeRO-3 every rank must call this
     (each gather is a collective); the result is the same on every rank."""
     tied = getattr(module.config, "tie_word_embeddings", False) or getattr(

@@ -41,8 +41,12 @@ class BatchRewards:
     components: dict[str, np.ndarray]  # float64 (N,) per component, preset order, then custom components
     total: np.ndarray  # float64 (N,): weighted sum
     weights: dict[str, float]
-    failed: np.ndarray  # bool (N,): responses whose answer did not parse
+    parsed: ParsedResponses  # the answers as parsed (pred NaN and failed True where one did not parse)
     group_size: int
+
+    @property
+    def failed(self) -> np.ndarray:
+        return self.parsed.failed
 
     @property
     def parse_failures(self) -> int:
@@ -59,7 +63,9 @@ def score_responses(preset: str, responses: list[str], mos) -> ResponseScores:
     )
 
 
-def group_layout(prompt_ids: list, variants: list[str], group_size: int | None = None) -> tuple[int, dict[str, np.ndarray]]:
+def group_layout(
+    prompt_ids: list, variants: list[str], group_size: int | None = None
+) -> tuple[int, dict[str, np.ndarray]]:
     """G and, per variant, the row indices as (B_v, G).
 
     Groups are runs of consecutive rows with equal (prompt_id, variant), all of the same length G. With
@@ -154,7 +160,7 @@ def score_gathered(
     for name in filter(is_plugin_name, resolved):
         values[name] = custom_component_values(name, list(responses), mos, list(prompt_ids), size, variants)
     total = sum(weight * values[name] for name, weight in resolved.items())
-    return BatchRewards(values, np.asarray(total, dtype=np.float64), resolved, parsed.failed, size)
+    return BatchRewards(values, np.asarray(total, dtype=np.float64), resolved, parsed, size)
 
 
 def score_batch(

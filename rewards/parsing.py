@@ -49,6 +49,17 @@ class ParsedResponses:
     def take(self, index: np.ndarray) -> "ParsedResponses":
         return ParsedResponses(self.pred[index], self.aspects[index], self.failed[index])
 
+    def group_scores(self, group_size: int) -> np.ndarray:
+        """The score of each group of `group_size` consecutive answers, one rule for training metrics,
+        evaluation and Serve: the mean of the answers that parsed, each clipped to the 1-5 scale first (one
+        stray "1080" must not drag a mean of N samples off it); a group with none scores the scale's middle,
+        so a model that never answers gets SRCC 0, not a flattering subset."""
+        pred = np.where(self.failed, np.nan, np.clip(self.pred, 1.0, 5.0)).reshape(-1, group_size)
+        parsed = ~self.failed.reshape(-1, group_size)
+        sums = np.where(parsed, pred, 0.0).sum(axis=1)
+        counts = parsed.sum(axis=1)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), FAILED_PARSE_STAND_IN)
+
 
 def _to_score(text: str) -> float:
     """float(text) when it is a number of sane magnitude, else NaN."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cluster.config import RolloutConfig  # dataclass only: no Ray, no wiring
+from rollout.config import RolloutConfig
 from rollout.prompts import quality_messages
 
 BANNED_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
@@ -177,6 +177,11 @@ class RolloutEngine:
                 ))
             groups.append(group)
         return groups
+
+    def shutdown(self) -> None:
+        """Stops the engine core now. Left to the interpreter's exit, vLLM's finalizers log into streams
+        that are already closed (pytest's capture), which prints a "Logging error" traceback per engine."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     def load_weights(self, blob, version: int, timeout_s: float | None = None) -> int:
         """Replace every weight in place from a safetensors blob (rollout/safetensors_blob.py: bytes or a

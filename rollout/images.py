@@ -12,8 +12,16 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from rollout.media import (DEFAULT_MAX_SOURCE_PIXELS, MediaError, MediaFailure, MediaSource,
-                           check_source_pixels, describe_source, fit_size, open_source)
+from rollout.media import (
+    DEFAULT_MAX_SOURCE_PIXELS,
+    MediaError,
+    MediaFailure,
+    MediaSource,
+    check_source_pixels,
+    describe_source,
+    fit_size,
+    open_source,
+)
 
 
 def load_image(source: MediaSource, max_side: int | None = None, max_pixels: int | None = None,

@@ -10,13 +10,15 @@ this one schema by the importers, so the rest of the system reads one thing. Col
 | uri          | string, nullable            | media path, relative to the manifest's folder (or absolute)|
 | media_bytes  | binary, nullable            | the media itself, inline (exactly one of uri / media_bytes)|
 | mos_raw      | float64                     | the dataset's published score                             |
-| mos_scale    | struct<lo, hi: float64>     | the published scale; lo maps to 1, hi to 5 (lo > hi for a DMOS where lower is better) |
+| mos_scale    | struct<lo, hi: float64>     | published scale; lo maps to 1, hi to 5 (lo > hi: a DMOS)  |
 | mos          | float64                     | MOS rescaled to [1, 5] — what rewards and metrics use     |
 | dataset      | string                      | e.g. "koniq10k"; metrics are reported per dataset         |
 | split        | string                      | "train", "test", "all", ...                               |
 | reasoning    | string, nullable            | SFT target text (Q-Ponder's cold start)                   |
 | aspects      | map<string, float64>, nullable | aspect scores (SPAQ attributes, PreResQ-R1's five aspects) |
-| distortion, severity, source | string, int32, string, nullable | synthetic set: what was done to which source picture |
+| distortion   | string, nullable            | synthetic set: the distortion applied                     |
+| severity     | int32, nullable             | synthetic set: its level, 1-5                             |
+| source       | string, nullable            | synthetic set: the source picture or scene                |
 
 The reader loads every column but `media_bytes` up front (a few hundred bytes per row) and fetches inline
 media one row group at a time, so a manifest with inline videos streams instead of filling memory.

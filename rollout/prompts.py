@@ -58,13 +58,21 @@ def quality_messages(media_type: str, question: str | None = None, num_images: i
     return [{"role": "system", "content": [{"type": "text", "text": R1_SYSTEM_PROMPT}]}, user]
 
 # Q-Ponder's distillation asks the teacher to reason like an expert before it scores (cold-start data).
-EXPERT_QUESTION = {
+EXPERT_PREAMBLE = {
     media: f"You are an expert in {media} quality assessment. Examine the {media} for sharpness, noise, "
     "compression artifacts, exposure, contrast, color" + (", and temporal stability (stutter, dropped or frozen "
     "frames)" if media == "video" else "") + ". Describe each visible distortion and how severe it is, then "
-    f"state the overall quality level (excellent, good, fair, poor or bad). {_RATING} {_TAGS}"
+    "state the overall quality level (excellent, good, fair, poor or bad)."
     for media in ("image", "video")
 }
+
+
+def expert_question(preset: str, media_type: str, prompt_style: str = "paper") -> str:
+    """The distillation teacher's prompt: the expert preamble, then the question the preset's parser expects
+    (so a PreResQ teacher answers with aspect ratings). `media_type` is the item's: a video shown as
+    pictures (PreResQ-R1's multi-frame view) is still a video."""
+    return f"{EXPERT_PREAMBLE[media_type]} {question_for(preset, media_type, prompt_style)}"
+
 
 Q_INSIGHT_QUESTION = (
     "What is your overall rating on the quality of this picture? The rating should be a float between 1 and "

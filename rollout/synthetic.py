@@ -23,8 +23,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from rollout.distortions import (IMAGE_DISTORTIONS, SEVERITIES, VIDEO_DISTORTIONS, distort_image,
-                                 synthetic_mos)
+from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, VIDEO_DISTORTIONS, distort_image, synthetic_mos
 from rollout.manifest import ManifestRow, write_manifest
 from rollout.synthetic_readme import write_readme
 from rollout.synthetic_video import render_pan, render_shapes, scene_times, video_crf

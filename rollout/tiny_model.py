@@ -12,7 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rollout.prompts import PRERESQ_ASPECTS, PRERESQ_IQA_QUESTION, PRERESQ_VQA_QUESTION, QUALITY_QUESTION, R1_SYSTEM_PROMPT
+from rollout.prompts import (
+    PRERESQ_ASPECTS,
+    PRERESQ_IQA_QUESTION,
+    PRERESQ_VQA_QUESTION,
+    QUALITY_QUESTION,
+    R1_SYSTEM_PROMPT,
+)
 from rollout.template_teacher import STRENGTH, SYMPTOMS, template_reasoning
 
 BUILDER_VERSION = 2  # bump when the files a (shape, seed) produces change: cached models are rebuilt

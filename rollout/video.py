@@ -21,8 +21,16 @@ import av
 import decord
 import numpy as np
 
-from rollout.media import (DEFAULT_MAX_SOURCE_PIXELS, MediaError, MediaFailure, MediaSource,
-                           check_source_pixels, describe_source, fit_size, open_source)
+from rollout.media import (
+    DEFAULT_MAX_SOURCE_PIXELS,
+    MediaError,
+    MediaFailure,
+    MediaSource,
+    check_source_pixels,
+    describe_source,
+    fit_size,
+    open_source,
+)
 
 
 @dataclass(frozen=True)

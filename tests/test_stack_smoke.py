@@ -3,18 +3,13 @@
 (vLLM inside a Ray actor is proven by tests/actors/test_rollout_worker.py.)
 """
 
-import socket
 
 import numpy as np
 import pytest
 import ray
 import torch
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cluster.ray_cluster import free_port
 
 
 @ray.remote(num_cpus=1)
@@ -48,7 +43,7 @@ def test_two_rank_zero2_step_on_gloo_averages_gradients(ray_local):
     rng = np.random.default_rng(0)
     xs = [rng.normal(size=(3, 4)).astype(np.float32) for _ in range(2)]
     ys = [rng.normal(size=(3, 1)).astype(np.float32) for _ in range(2)]
-    port = _free_port()
+    port = free_port()
     ranks = [_ZeroRank.remote() for _ in range(2)]
     out = ray.get([r.step.remote(i, 2, port, xs[i], ys[i], init) for i, r in enumerate(ranks)], timeout=600)
     # Expected: one SGD step on the mean of the two ranks' gradients, computed here without DeepSpeed.

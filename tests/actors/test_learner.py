@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load
 
 from actors.learner import LearnerGroup
-from cluster.config import LearnerConfig
+from learners.config import LearnerConfig
+
 from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.slow
@@ -42,7 +43,8 @@ def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the
     assert set(w1) == set(original)  # exported in checkpoint names, as save_pretrained writes them
     moved = 0
     for k in w1:
-        torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-4)  # 1% of lr: Adam amplifies fp32 reduction-order noise where |g| ~ eps
+        # 1% of lr: Adam amplifies fp32 reduction-order noise where |g| ~ eps
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(w3[k], w2[k], atol=1e-5, rtol=1e-4)
         moved += int(not torch.equal(w1[k], original[k]))
     assert moved > len(w1) // 2  # the step really changed the weights

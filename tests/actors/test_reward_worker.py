@@ -90,6 +90,24 @@ def test_worker_killed_mid_batch_is_replaced(ray_local):
     pool.shutdown()
 
 
+def test_a_hung_worker_is_replaced_after_the_deadline_and_its_shard_rescored(ray_local, tmp_path):
+    marker = tmp_path / "hung"
+
+    class HangOnceWorker(RewardWorker):
+        def score_responses(self, preset, responses, mos):
+            if not marker.exists():
+                marker.touch()
+                time.sleep(3600)  # neither returns nor dies
+            return super().score_responses(preset, responses, mos)
+
+    responses, mos, ids, variants = video_batch(seed=3)
+    pool = RewardPool(2, "qthink", worker_options=SMALL, worker_cls=HangOnceWorker, call_timeout_s=5)
+    first = list(pool.workers)
+    assert_same(pool.score(responses, mos, ids, variants), score_batch("qthink", responses, mos, ids, variants))
+    assert marker.exists() and sum(a is not b for a, b in zip(pool.workers, first)) == 1
+    pool.shutdown()
+
+
 def test_the_same_prompt_in_two_adjacent_groups_is_scored_as_two_groups(ray_local):
     # an epoch boundary or a manifest smaller than one step draws a prompt twice in a row, perturbed copies too
     responses, mos, ids, variants = video_batch(n_prompts=4, size=4)

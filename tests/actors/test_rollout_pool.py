@@ -1,10 +1,15 @@
 """The pool's scheduling with time-modelled workers (the engine is not what these tests are about)."""
 
+import os
+import time
+
+import pytest
 import ray
 
+from actors.dispatch import PoisonTaskError
 from actors.rollout_worker import RolloutPool, WeightSyncError
 from actors.simulated_rollout_worker import SimulatedRolloutWorker
-from rollout.engine import RolloutRequest
+from rollout.engine import RolloutRequest, RolloutSample
 
 
 def _requests(k):
@@ -41,3 +46,42 @@ def test_sync_to_a_dead_worker_fails_loudly_instead_of_hanging(ray_local):
         assert "died" in str(e)
     else:
         raise AssertionError("sync to a dead worker did not fail")
+
+
+@ray.remote(num_cpus=0)
+class FaultyWorker:
+    """Returns one sample per request at once, except: a chunk holding the prompt `poison` kills its worker
+    (every time); the first call that finds no `marker` file hangs (once: a hung engine)."""
+
+    def __init__(self, marker: str = ""):
+        self.marker = marker
+
+    def generate(self, requests, n=None, **overrides):
+        if any(r.prompt_id == "poison" for r in requests):
+            os._exit(1)
+        if self.marker and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            time.sleep(3600)
+        return [[RolloutSample(r.prompt_id, r.variant, 0, [0], [1], [-1.0], "", "length", 0)] for r in requests]
+
+    def load_weights(self, blob, version):
+        return 0
+
+
+def test_a_chunk_that_kills_every_worker_fails_the_call_after_the_restart_cap(ray_local):
+    pool = RolloutPool(lambda i: FaultyWorker.remote(), 2, chunks_per_worker=2, max_restarts=2)
+    requests = _requests(6) + [RolloutRequest("poison", "image")] + _requests(1)
+    with pytest.raises(PoisonTaskError, match="rollout chunk 3 killed its worker on 3 workers"):
+        pool.generate(requests)
+    assert pool.restarts == 2  # the first death and 2 restarts; no restart after the cap
+    assert [g[0].prompt_id for g in pool.generate(_requests(4))] == [f"p{i}" for i in range(4)]  # pool still works
+
+
+def test_a_hung_worker_is_replaced_after_the_deadline_and_its_chunk_rerun(ray_local, tmp_path):
+    marker = str(tmp_path / "hung")
+    pool = RolloutPool(lambda i: FaultyWorker.remote(marker), 2, call_timeout_s=5)
+    start = time.monotonic()
+    groups = pool.generate(_requests(8))
+    assert [g[0].prompt_id for g in groups] == [f"p{i}" for i in range(8)]
+    assert pool.restarts == 1 and os.path.exists(marker)
+    assert 5 <= time.monotonic() - start < 60

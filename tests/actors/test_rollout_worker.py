@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import RolloutConfig
+from rollout.config import RolloutConfig
 from rollout.engine import RolloutRequest
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,8 @@ def test_tiny_model_generates_inside_ray_actors(pool):
     assert len(set(pids)) == 2 and os.getpid() not in pids
 
 
-def test_weights_from_a_blob_in_the_object_store_take_effect_and_leave_the_blob_as_it_was(pool, tiny_model_dir, tmp_path):
+def test_weights_from_a_blob_in_the_object_store_take_effect_and_leave_the_blob_as_it_was(
+        pool, tiny_model_dir, tmp_path):
     from safetensors.torch import load_file, save
 
     from rollout.safetensors_blob import safetensors_blob

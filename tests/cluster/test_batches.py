@@ -28,7 +28,8 @@ def test_videos_get_one_perturbed_copy_when_the_temporal_reward_is_on():
 
 
 def test_preset_decides_the_question_and_multiframe_shows_a_grid_plus_local_frames():
-    reqs = rollout_batch(_samples(), 0, False, load_config(None, ["reward.preset=preresq-vqa", "data.video_view=multiframe"]))
+    reqs = rollout_batch(_samples(), 0, False,
+                         load_config(None, ["reward.preset=preresq-vqa", "data.video_view=multiframe"]))
     assert "five aspects" not in reqs[1].question and "two ratings" in reqs[1].question
     assert reqs[1].media_type == "images" and len(reqs[1].frames) == 4  # composite + 3 local frames
     iqa = rollout_batch(_samples(), 0, False, load_config(None, ["reward.preset=preresq-iqa"]))

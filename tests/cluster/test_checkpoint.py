@@ -15,7 +15,8 @@ def _save_learner(text):
 def test_keeps_the_last_k_and_loads_what_was_saved(tmp_path):
     store = CheckpointStore(str(tmp_path / "ck"), keep_last=2)
     for step in (2, 4, 6):
-        store.save(step, {"step": step, "cursor": {"epoch": 0, "position": step * 3}}, "cfg: 1\n", _save_learner(f"w{step}"))
+        store.save(step, {"step": step, "cursor": {"epoch": 0, "position": step * 3}}, "cfg: 1\n",
+                   _save_learner(f"w{step}"))
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["step_0000004", "step_0000006"]
     assert store.latest() == 6
     seen = {}

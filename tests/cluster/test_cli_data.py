@@ -11,7 +11,8 @@ def _qthink(*args):
 def test_synth_then_strict_check_reports_zero_unreadable(tmp_path):
     r = _qthink("data", "synth", "--out", str(tmp_path / "s"), "--images", "60", "--videos", "6")
     assert r.returncode == 0, r.stderr
-    r = _qthink("data", "check", "--strict", str(tmp_path / "s" / "train.parquet"), str(tmp_path / "s" / "test.parquet"))
+    r = _qthink("data", "check", "--strict", str(tmp_path / "s" / "train.parquet"),
+                str(tmp_path / "s" / "test.parquet"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("unreadable: 0") == 2
 

@@ -19,4 +19,5 @@ def test_qthink_reward_scores_a_jsonl_batch_with_every_component(tmp_path):
         assert math.isclose(o["total"], sum(o["rewards"].values()), rel_tol=1e-9)
         assert o["rewards"]["format"] == 1.0
     # the accurate answers (3.90 for MOS 4, 2.10 for MOS 2) rank better than the swapped ones
-    assert out[0]["rewards"]["rank"] > out[1]["rewards"]["rank"] and out[2]["rewards"]["rank"] > out[3]["rewards"]["rank"]
+    assert (out[0]["rewards"]["rank"] > out[1]["rewards"]["rank"]
+            and out[2]["rewards"]["rank"] > out[3]["rewards"]["rank"])

@@ -27,6 +27,23 @@ def test_defaults_yaml_and_overrides_resolve_in_that_order(tmp_path):
         ("nosection.x=1", "nosection"),
         ("train.stages=grpo", "train.stages"),
         ("rollout.enforce_eager=yes please", "rollout.enforce_eager"),
+        # a typo in an enum-like value used to take the other branch silently (or fail after SFT)
+        ("reward.rank_scope=globl", "reward.rank_scope"),
+        ("data.video_view=multi", "data.video_view"),
+        ("data.prompt_style=shrt", "data.prompt_style"),
+        ("model.dtype=bfloat16", "model.dtype"),
+        ("learner.dtype=bfloat16", "learner.dtype"),  # trained fp32 without a word
+        ("learner.advantage=grpo2", "learner.advantage"),
+        ("learner.loss_agg=token_mean", "learner.loss_agg"),
+        ("learner.kl_estimator=k4", "learner.kl_estimator"),
+        ("learner.lr_schedule=cosin", "learner.lr_schedule"),
+        ("model.tiny_size=medium", "model.tiny_size"),
+        ("data.template_teacher=oracle", "data.template_teacher"),
+        ("reward.preset=vqathinkr", "reward.preset"),
+        ("reward.weights={regresion: 2.0}", "reward.weights.regresion"),
+        ("reward.custom=[mymodule]", "reward.custom"),
+        ("learner.dual_clip=0.5", "learner.dual_clip"),
+        ("rollout.call_timeout_s=0", "rollout.call_timeout_s"),
     ],
 )
 def test_bad_keys_and_types_name_the_key(override, named):
@@ -81,11 +98,11 @@ def test_cli_help_lists_the_commands_that_exist():
         (["data.template_teacher=oracle"], "data.template_teacher"),
         (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
         (["rollout.chunks_per_worker=0"], "rollout.chunks_per_worker"),
-        (["learner.dual_clip=0.5"], "learner.dual_clip"),
         (["learner.dual_clip=1"], "learner.dual_clip"),
         (["learner.rollout_is=is"], "learner.rollout_is"),
         (["learner.rollout_is=tis", "learner.rollout_is_cap=0"], "learner.rollout_is"),
         (["rollout.top_p=0.9"], "rollout.top_p 1.0 for GRPO"),
+        (["reward.max_restarts=-1"], "reward.max_restarts"),
         (["rollout.temperature=0"], "rollout.temperature must be > 0"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
     ],
@@ -130,3 +147,35 @@ def test_stages_with_their_data_pass_the_check(tmp_path):
     check_train_config(load_config(None, [f"data.train={t}", "train.stages=[grpo]"]))
     check_train_config(load_config(None, ["model.path=Qwen/Qwen2.5-VL-3B-Instruct"]))  # a hub id, for clusters online
     check_train_config(load_config(None, [f"data.train={t}", "data.sft=/nowhere.parquet", "train.stages=[grpo]"]))
+
+
+def test_the_config_names_every_template_teacher_and_tiny_shape_that_exists():
+    import typing
+
+    from cluster.config import DataConfig, ModelConfig
+    from rollout.template_teacher import TEACHERS
+    from rollout.tiny_model import SHAPES
+
+    hints = {**typing.get_type_hints(DataConfig), **typing.get_type_hints(ModelConfig)}
+    assert set(typing.get_args(hints["template_teacher"])) == set(TEACHERS)
+    assert set(typing.get_args(hints["tiny_size"])) == set(SHAPES)
+
+
+def test_every_shipped_config_loads(tmp_path):
+    from pathlib import Path
+
+    for path in sorted(Path("configs").glob("*.yaml")):
+        if path.name != "serve.yaml":  # a Ray Serve deploy file, not a qthink config
+            load_config(path)
+
+
+def test_a_model_dir_brings_the_settings_it_was_trained_with_and_the_user_still_wins(tmp_path):
+    from cluster.config import write_model_settings
+
+    trained = load_config(None, ["data.prompt_style=short", "reward.preset=vqathinker", "data.num_frames=8"])
+    write_model_settings(trained, tmp_path)
+    assert load_config(None, [], model_dir=tmp_path).data.prompt_style == "short"  # not the paper prompt
+    assert load_config(None, [], model_dir=tmp_path).reward.preset == "vqathinker"
+    told = load_config(None, ["data.prompt_style=paper"], model_dir=tmp_path)
+    assert told.data.prompt_style == "paper" and told.data.num_frames == 8
+    assert load_config(None, [], model_dir=tmp_path / "elsewhere").data.prompt_style == "paper"

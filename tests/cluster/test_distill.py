@@ -62,7 +62,27 @@ def test_vlm_teacher_keeps_only_answers_within_tolerance_and_counts_the_rest(syn
     stats = json.loads(r.stdout.strip().splitlines()[-1])
     kept = ManifestFile(out).rows
     assert stats["rows"] == len(ManifestFile(synth.test_manifest).rows)
-    assert 0 < stats["kept"] == len(kept) and stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"]
+    assert (0 < stats["kept"] == len(kept)
+            and stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"])
     answers = _answers(kept)
     assert not answers.failed.any()
     assert np.all(np.abs(answers.pred - np.array([x.mos for x in kept])) <= 1.0)
+
+
+@pytest.mark.slow
+def test_vlm_teacher_distills_videos_shown_as_pictures_in_the_presets_answer_format(synth, tmp_path):
+    """PreResQ-R1's multi-frame view sends a video as pictures (media type `images`): distill used to look
+    its expert question up by that media type and stop with a KeyError."""
+    from rollout.prompts import PRERESQ_VQA_QUESTION, expert_question
+    from rollout.tiny_model import ensure_tiny_model
+
+    asked = expert_question("preresq-vqa", "video")
+    assert asked.startswith("You are an expert in video quality") and asked.endswith(PRERESQ_VQA_QUESTION)
+    model = ensure_tiny_model(tmp_path / "tiny", seed=0)
+    out = tmp_path / "sft.parquet"
+    r = _qthink("distill", "--teacher", str(model), "--data", str(synth.train_manifest), "--out", str(out),
+                "--samples", "1", "rollout.max_tokens=8", "reward.preset=preresq-vqa", "data.video_view=multiframe")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stats = json.loads(r.stdout.strip().splitlines()[-1])
+    assert stats["kept"] + stats["dropped_out_of_tolerance"] + stats["unreadable"] == stats["rows"]
+    assert any(row.media_type == "video" for row in ManifestFile(synth.train_manifest).rows)

@@ -20,10 +20,20 @@ import signal
 import time
 
 import pytest
-from train_runs import (kill_actor, left_behind, qthink, records, signal_all, train_args, wait_for_actor,
-                        wait_for_step, wait_until_idle)
 
 from rewards import get_preset
+
+from train_runs import (
+    kill_actor,
+    left_behind,
+    qthink,
+    records,
+    signal_all,
+    train_args,
+    wait_for_actor,
+    wait_for_step,
+    wait_until_idle,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 

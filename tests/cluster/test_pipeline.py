@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+
 from train_runs import corrupt_tenth, records, train_args
 
 pytestmark = pytest.mark.slow
@@ -44,8 +45,10 @@ def test_short_run_logs_every_metric_checkpoints_and_exports_a_loadable_model(tm
     # ... and in vLLM: `qthink eval` serves it on a rollout worker and writes the table, JSON and scatter
     test_manifest = next((shared["synth"]).glob("*/test.parquet"))
     report = out / "eval-final.json"
+    # final/ records how it was prompted (the short prompt here): eval asks it the same way unasked
+    assert json.loads((out / "final" / "qthink.json").read_text())["data.prompt_style"] == "short"
     ev = start("eval", "--model", str(out / "final"), "--data", str(test_manifest), "--out", str(report),
-                 "data.prompt_style=short", "rollout.max_tokens=16")
+                 "rollout.max_tokens=16")
     table, _ = ev.communicate(timeout=600)
     assert ev.returncode == 0, table[-3000:]
     assert "SRCC" in table and "overall" in table and "parse failures" in table

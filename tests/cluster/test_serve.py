@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import http.server
 import io
-import socket
 import threading
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 from PIL import Image
 
 from cluster.config import QThinkConfig, RolloutConfig, ServeConfig
+from cluster.ray_cluster import free_port
 from cluster.serve import score_summary, start
 from cluster.serve_requests import ApiError, image_url_bytes
 from rollout.video import encode_video
@@ -27,11 +27,6 @@ pytestmark = pytest.mark.slow
 
 LIMITS = ServeConfig(min_replicas=1, max_replicas=1, max_body_bytes=256 * 1024, max_frames=16, max_samples=4)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _png(seed: int = 0, size: int = 112) -> bytes:
@@ -50,7 +45,7 @@ def url(ray_local, tiny_model_dir):
     from ray import serve
 
     cfg = QThinkConfig(rollout=RolloutConfig(max_tokens=16, max_model_len=1024),
-                       serve=dataclasses.replace(LIMITS, port=_free_port()))
+                       serve=dataclasses.replace(LIMITS, port=free_port()))
     base = start(str(tiny_model_dir), cfg)
     yield base
     serve.shutdown()

@@ -56,7 +56,7 @@ with socket.socket() as s:
     s.bind(("", 0))
     os.environ["MASTER_PORT"] = str(s.getsockname()[1])
 import deepspeed, torch
-from cluster.config import LearnerConfig
+from learners.config import LearnerConfig
 from learners.deepspeed_setup import deepspeed_config
 deepspeed.init_distributed(dist_backend="gloo")
 config = deepspeed_config(LearnerConfig(dtype="bf16", zero_stage=int(sys.argv[1]), micro_batch_size=1))

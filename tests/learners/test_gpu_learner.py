@@ -9,18 +9,19 @@ the trained engine computes.
 
 import os
 import shutil
-import socket
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load
 
-from cluster.config import LearnerConfig
+from cluster.ray_cluster import free_port
+from learners.config import LearnerConfig
 from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
-from learner_batch import grpo_batch
 from learners.policy_trainer import PolicyTrainer, shard_batch
 from rollout.engine import banned_token_ids
+
+from learner_batch import grpo_batch
 
 pytestmark = pytest.mark.gpu
 
@@ -29,9 +30,7 @@ pytestmark = pytest.mark.gpu
 def nccl():
     """One NCCL group of world size 1, as `Learner.setup` makes for each GPU rank. DS_ACCELERATOR is set
     to cuda here: conftest defaults it to cpu for the CPU tests, and DeepSpeed would then train on the CPU."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
                       DS_ACCELERATOR="cuda")
     import deepspeed
@@ -48,7 +47,8 @@ def _batch(model_dir, seed=0, rollout_logprob=None):
                       rollout_logprob=rollout_logprob)
 
 def _scored(proc, seqs, media, config):
-    return [scored_sequence(config, s.prompt_ids, s.response_ids, media_tensors(proc, "image", media[s.media_key].image))
+    return [scored_sequence(config, s.prompt_ids, s.response_ids,
+                            media_tensors(proc, "image", media[s.media_key].image))
             for s in seqs]
 
 
@@ -94,7 +94,8 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     scored = _scored(proc, seqs, media, synced.config)
     with torch.no_grad():  # in the same micro-batches as `score`, so padding is the same
         out["synced"] = [lp.tolist() for i in range(0, len(scored), cfg.micro_batch_size)
-                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size], proc.tokenizer.pad_token_id,
+                         for lp in sequence_logprobs(synced, scored[i : i + cfg.micro_batch_size],
+                                                    proc.tokenizer.pad_token_id,
                                                     banned_ids=banned_token_ids(proc.tokenizer))]
     return out
 
@@ -109,7 +110,8 @@ def _flat(per_seq: list[list[float]]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("zero_stage", [2, 3])
-def test_bf16_grpo_step_on_nccl_trains_and_exports_exactly_what_the_engine_computes(stepped, tiny_model_dir, zero_stage):
+def test_bf16_grpo_step_on_nccl_trains_and_exports_exactly_what_the_engine_computes(
+        stepped, tiny_model_dir, zero_stage):
     run = stepped[zero_stage]
     m = run["metrics"]
     assert run["device"] == run["ref_device"] == "cuda"

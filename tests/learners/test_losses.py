@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from learners.losses import (aggregate, clipped_policy_loss, group_advantages, kl_estimate, pad_stack, sft_loss,
-                             truncated_is_weights, zero_variance_groups)
+from learners.losses import (
+    aggregate,
+    clipped_policy_loss,
+    group_advantages,
+    kl_estimate,
+    pad_stack,
+    sft_loss,
+    truncated_is_weights,
+    zero_variance_groups,
+)
 
 
 def test_grpo_and_dr_grpo_advantages_by_hand():

@@ -51,7 +51,8 @@ def test_preresq_templates_accept_exactly_what_the_official_patterns_accept():
     official = {
         PRERESQ_IQA_TEMPLATE: re.compile(
             r"<think>.*?</think>\s*<answer>(?:\s*\d+\.?\d*\s*\n){4}\s*\d+\.?\d*\s*</answer>", re.DOTALL),
-        PRERESQ_VQA_TEMPLATE: re.compile(r"<think>.*?</think>\s*<answer>(?:\s*\d+\.?\d*\s*\n){2}\s*</answer>", re.DOTALL),
+        PRERESQ_VQA_TEMPLATE: re.compile(
+            r"<think>.*?</think>\s*<answer>(?:\s*\d+\.?\d*\s*\n){2}\s*</answer>", re.DOTALL),
     }
     rng = random.Random(0)
     pieces = ["1", "23", ".", " ", "\n", "\t", "\u2003", "\u0663", "</answer>", "</think>", "<answer>", "x"]
@@ -70,7 +71,8 @@ def test_a_degenerate_run_of_digits_is_judged_not_backtracked_on():
     """Found by the fuzz test: a response of 20,000 digits kept the official VQA pattern busy for minutes (a
     reward worker hung on one response). Under pytest's timeout this completing is the assertion."""
     digits = "9" * 10_000
-    responses = [f"<think>x</think><answer>{digits}\n{digits}</answer>", f"<think>x</think><answer>{digits}\n{digits}\n</answer>"]
+    responses = [f"<think>x</think><answer>{digits}\n{digits}</answer>",
+                 f"<think>x</think><answer>{digits}\n{digits}\n</answer>"]
     assert template_format(responses, PRERESQ_VQA_TEMPLATE).tolist() == [0.0, 1.0]
     five = "\n".join([digits] * 5)
     assert template_format([f"<think>x</think><answer>{five}x</answer>", f"<think>x</think><answer>{five}</answer>"],

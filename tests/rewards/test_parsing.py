@@ -103,3 +103,13 @@ def test_preresq_vqa_two_numbers_pad_with_itself():
 
 def test_max_abs_score_is_within_float32_sums():
     assert MAX_ABS_SCORE * 4096 < np.finfo(np.float32).max
+
+
+def test_group_score_is_the_mean_of_the_parsed_answers_clipped_to_the_scale_or_the_middle_when_none_parsed():
+    from rewards.parsing import ParsedResponses
+
+    nan = float("nan")
+    parsed = ParsedResponses(pred=np.array([2.0, 1080.0, nan, nan, nan, 4.5]), aspects=np.zeros((6, 0)),
+                             failed=np.array([False, False, True, True, True, False]))
+    # (2 + 5) / 2; nothing parsed: 3.0; 4.5 alone
+    np.testing.assert_allclose(parsed.group_scores(2), [3.5, 3.0, 4.5])

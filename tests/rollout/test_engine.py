@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cluster.config import RolloutConfig
+from rollout.config import RolloutConfig
 from rollout.engine import BANNED_TOKENS, RolloutEngine, RolloutRequest, default_video_meta
 
 pytestmark = pytest.mark.slow
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def engine(tiny_model_dir):
     eng = RolloutEngine(str(tiny_model_dir), RolloutConfig(n=4, max_tokens=12, max_model_len=2048))
     yield eng
-    del eng
+    eng.shutdown()
 
 
 def _image(seed):
@@ -36,7 +36,8 @@ def _requests():
 
 def test_g_responses_per_image_and_video_with_perturbed_variant_in_one_call(engine):
     groups = engine.generate(_requests(), n=4)
-    assert [(g[0].prompt_id, g[0].variant) for g in groups] == [("img", "original"), ("vid", "original"), ("vid", "perturbed")]
+    assert [(g[0].prompt_id, g[0].variant) for g in groups] == [("img", "original"), ("vid", "original"),
+                                                                ("vid", "perturbed")]
     banned = {engine.processor.tokenizer.convert_tokens_to_ids(t) for t in BANNED_TOKENS}
     for g in groups:
         assert [s.index for s in g] == [0, 1, 2, 3]
@@ -117,7 +118,8 @@ def _transformers_logprobs(model_dir, request, samples, temperature=1.0):
     # trap 2: the processor's own expansion of the prompt text equals the ids vLLM reports.
     text = vllm_input(request, proc)["prompt"]
     if request.media_type == "video":
-        ids = proc(text=[text], videos=[request.frames], do_sample_frames=False, return_tensors="pt")["input_ids"][0].tolist()
+        ids = proc(text=[text], videos=[request.frames], do_sample_frames=False,
+                   return_tensors="pt")["input_ids"][0].tolist()
     else:
         images = [request.image] if request.media_type == "image" else list(request.frames)
         ids = proc(text=[text], images=images, return_tensors="pt")["input_ids"][0].tolist()

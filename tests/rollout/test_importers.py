@@ -55,7 +55,8 @@ def test_koniq10k_with_official_sets_and_real_images(tmp_path):
     write_csv(root / "koniq10k_scores_and_distributions.csv",
               ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total", "MOS", "SD", "MOS_zscore"],
               [["a.jpg", 0, 1, 10, 80, 9, 100, 3.97, 0.5, 71.2], ["b.jpg", 20, 50, 30, 0, 0, 100, 2.1, 0.7, 30.1]])
-    write_csv(root / "koniq10k_distributions_sets.csv", ["image_name", "set"], [["a.jpg", "training"], ["b.jpg", "test"]])
+    write_csv(root / "koniq10k_distributions_sets.csv", ["image_name", "set"],
+              [["a.jpg", "training"], ["b.jpg", "test"]])
     for name in ("a.jpg", "b.jpg"):
         touch(root / "1024x768" / name, image=True)
     result, rows = imported(tmp_path, "koniq10k", root)

@@ -5,8 +5,14 @@ import collections
 import numpy as np
 import pytest
 
-from rollout.perturbations import (BLACK, TemporalPerturbation, apply_indices, draw_perturbation, perturb,
-                                   perturbation_indices)
+from rollout.perturbations import (
+    BLACK,
+    TemporalPerturbation,
+    apply_indices,
+    draw_perturbation,
+    perturb,
+    perturbation_indices,
+)
 
 T = 16
 

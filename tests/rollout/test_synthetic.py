@@ -8,8 +8,15 @@ import pytest
 from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
 from rollout.manifest import ManifestFile
 from rollout.manifest_check import check_manifest
-from rollout.synthetic import (PICTURES, build_sft_images, build_synthetic_benchmark, held_out_sources, load_picture,
-                               random_crop, rank_pairs)
+from rollout.synthetic import (
+    PICTURES,
+    build_sft_images,
+    build_synthetic_benchmark,
+    held_out_sources,
+    load_picture,
+    random_crop,
+    rank_pairs,
+)
 from rollout.synthetic_video import scene_times
 from rollout.video import load_video
 
