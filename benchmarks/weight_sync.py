@@ -200,7 +200,7 @@ def notes(result: dict) -> list[str]:
             f"{b['blob_parse_s'] * 1e3:.1f} ms). Logprob diff after sync "
             f"{r['max_logprob_diff_after_sync']:.1e} (max) vs {r['max_logprob_diff_before_step']:.1e} before any "
             "step on the same weights (engine vs learner numerics, no sync involved): same order, so the engine "
-            "samples from the synced policy; that floor itself grows with the model's width.")
+            "samples from the synced policy.")
     out.append("On the CPU path the bytes are copied 3 times: into the blob (export), into the object store (put), "
                "and by reload_weights into the engine's parameters (plus its repacking for the CPU GEMMs); the "
                "fetch is a view of shared memory, and with the engine in the worker's process the blob reaches "
