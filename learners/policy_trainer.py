@@ -53,9 +53,8 @@ class TrainShard:
     num_micro: int
     norm: dict = field(default_factory=dict)
     off_policy: bool = False  # responses from an older policy: the engine's log-probs are the behaviour policy
-    # a stand-in sequence (and its media) for a rank with no sequence of its own: it trains with weight 0
+    # a stand-in sequence (its media in `media`) for a rank with no sequence of its own: it trains with weight 0
     padding: list[TrainSequence] = field(default_factory=list)
-    padding_media: dict[str, MediaItem] = field(default_factory=dict)
 
 
 class PolicyTrainer:
@@ -80,7 +79,7 @@ class PolicyTrainer:
     def _scored(self, shard: TrainShard, seqs: list[TrainSequence], cache: dict) -> list[ScoredSequence]:
         for s in seqs:
             if s.media_key not in cache:
-                m = shard.media.get(s.media_key) or shard.padding_media[s.media_key]
+                m = shard.media[s.media_key]
                 cache[s.media_key] = media_tensors(self.processor, m.media_type, m.image, m.frames, m.video_meta)
         config = self.engine.module.config
         return [scored_sequence(config, s.prompt_ids, s.response_ids, cache[s.media_key]) for s in seqs]
@@ -126,22 +125,24 @@ class PolicyTrainer:
                                               dtype=logp.dtype) for s in seqs])[0]
             old = rollout if shard.off_policy else logp.detach()
             per_token, clipped = clipped_policy_loss(logp, old, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip)
+            stats = {}  # this micro-batch's sums, kept only for real sequences (weight 1)
             if cfg.rollout_is == "tis" and not shard.off_policy:
                 is_weight, capped = truncated_is_weights(old, rollout, cfg.rollout_is_cap)
                 per_token = per_token * is_weight
-                sums["is_weight"] += weight * float((is_weight * mask).sum())
-                sums["is_capped"] += weight * float((capped & mask).sum())
+                stats |= {"is_weight": float((is_weight * mask).sum()), "is_capped": float((capped & mask).sum())}
                 sums["is_max"] = max(sums["is_max"], weight * float(is_weight[mask].max()))
             if self.ref is not None:
                 with torch.no_grad():
                     ref_logp, _ = pad_stack(self._logprobs(self.ref, scored))
                 kl = kl_estimate(logp, ref_logp, cfg.kl_estimator)
                 per_token = per_token + cfg.beta * kl
-                sums["kl"] += weight * float((kl.detach() * mask).sum())
+                stats["kl"] = float((kl.detach() * mask).sum())
             loss = aggregate(per_token, mask, cfg.loss_agg, shard.norm) * weight
             self._backward(loss)
             if not weight:
                 continue
+            for key, value in stats.items():
+                sums[key] += value
             sums["loss"] += float(loss.detach())
             sums["entropy"] += float(sum(e.sum() for e in ents))
             sums["clipped"] += float((clipped & mask).sum())
@@ -248,8 +249,8 @@ def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], wor
         seqs = [sequences[i] for i in idx]
         keys = {s.media_key for s in seqs}
         padding = [] if seqs or not sequences else sequences[:1]
-        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy, padding,
-                                 {s.media_key: media[s.media_key] for s in padding}))
+        keys |= {s.media_key for s in padding}
+        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy, padding))
     return shards
 
 
