@@ -15,14 +15,17 @@ import numpy as np
 import ray
 
 from actors.dispatch import dispatch
-from rewards import DEFAULT_PRESET, BatchRewards, ResponseScores, score_gathered, score_responses
+from rewards import BatchRewards, Preset, ResponseScores, score_gathered, score_responses
 
 
 class RewardWorker:
     """Ray actor body (started by `RewardPool`): one shard's parsing and per-response components."""
 
-    def score_responses(self, preset: str, responses: list[str], mos: np.ndarray) -> ResponseScores:
-        return score_responses(preset, responses, mos)
+    def __init__(self, preset: Preset):
+        self.preset = preset
+
+    def score_responses(self, responses: list[str], mos: np.ndarray) -> ResponseScores:
+        return score_responses(self.preset, responses, mos)
 
 
 class RewardPool:
@@ -37,7 +40,7 @@ class RewardPool:
     def __init__(
         self,
         num_workers: int,
-        preset: str = DEFAULT_PRESET,
+        preset: Preset,
         weights: dict | None = None,
         scope: int | None = None,
         worker_options: dict | None = None,
@@ -51,7 +54,7 @@ class RewardPool:
         self.preset, self.weights, self.scope, self.max_restarts = preset, weights, scope, max_restarts
         self.group_size, self.call_timeout_s = group_size, call_timeout_s
         self._actor_cls = ray.remote(worker_cls).options(**{"num_cpus": 1, **(worker_options or {})})
-        self.workers = [self._actor_cls.remote() for _ in range(num_workers)]
+        self.workers = [self._actor_cls.remote(preset) for _ in range(num_workers)]
 
     def score(
         self, responses: list[str], mos, prompt_ids: list, variants: list[str] | None = None
@@ -61,23 +64,14 @@ class RewardPool:
         shards = list(zip(bounds[:-1], bounds[1:], strict=True))
 
         def replace(i: int) -> None:
-            self.workers[i] = self._actor_cls.remote()
+            self.workers[i] = self._actor_cls.remote(self.preset)
 
         results = dispatch(self.workers, shards,
                            lambda worker, shard: worker.score_responses.remote(
-                               self.preset, list(responses[shard[0]:shard[1]]), mos[shard[0]:shard[1]]),
+                               list(responses[shard[0]:shard[1]]), mos[shard[0]:shard[1]]),
                            replace, self.max_restarts, self.call_timeout_s, what="reward shard")
-        return score_gathered(
-            self.preset,
-            responses,
-            ResponseScores.concat(results),
-            mos,
-            prompt_ids,
-            variants,
-            self.weights,
-            self.scope,
-            self.group_size,
-        )
+        return score_gathered(self.preset, responses, ResponseScores.concat(results), mos, prompt_ids, variants,
+                              self.weights, self.scope, self.group_size)
 
     def shutdown(self) -> None:
         for worker in self.workers:

@@ -56,7 +56,7 @@ def component_timings(preset: str, responses, mos, ids, repeats: int) -> dict[st
     spec = get_preset(preset)
     timings = {"parse": median_ms(lambda: spec.parse(responses), repeats)}
     parsed = spec.parse(responses)
-    scores: ResponseScores = score_responses(preset, responses, mos)
+    scores: ResponseScores = score_responses(spec, responses, mos)
     size, rows = group_layout(ids, ["original"] * len(ids))
     index = rows["original"]
     groups = Groups(
@@ -90,7 +90,7 @@ def main() -> None:
     results = {}
     for preset in PRESETS:
         responses, mos, ids = synthetic_batch(preset, args.prompts, args.group_size)
-        total = median_ms(partial(score_batch, preset, responses, mos, ids), args.repeats)
+        total = median_ms(partial(score_batch, get_preset(preset), responses, mos, ids), args.repeats)
         results[preset] = {
             "score_batch_ms": total,
             "components_ms": component_timings(preset, responses, mos, ids, args.repeats),

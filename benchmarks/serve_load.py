@@ -59,6 +59,7 @@ def serve_vs_direct(model_dir: str, cfg, url: str, png: bytes, blocks: int, call
     import ray
 
     from cluster.serve_requests import ScoreInput, upload_request
+    from rewards import get_preset
     from rollout.engine import RolloutEngine
 
     @ray.remote(num_cpus=cfg.serve.cpus_per_replica, runtime_env={"env_vars": {"VLLM_CPU_OMP_THREADS_BIND": "nobind"}})
@@ -74,7 +75,7 @@ def serve_vs_direct(model_dir: str, cfg, url: str, png: bytes, blocks: int, call
                 times.append(1000 * (time.perf_counter() - started))
             return times
 
-    request = upload_request(ScoreInput("image", png, 1, False, None), cfg, "direct")
+    request = upload_request(ScoreInput("image", png, 1, False, None), get_preset(cfg.reward.preset), cfg, "direct")
     body = {"image": base64.b64encode(png).decode(), "samples": 1}
     actor = DirectEngine.remote()
     direct, served, server_ms = [], [], []

@@ -68,10 +68,11 @@ def trl_dataset(train: str):
 
     from cluster.config import QThinkConfig
     from cluster.evaluation import media_options
+    from rewards import get_preset
     from rollout.manifest import ManifestReader
-    from rollout.prompts import quality_messages, question_for
+    from rollout.prompts import quality_messages
 
-    messages = quality_messages("image", question_for(PRESET, "image"))
+    messages = quality_messages("image", get_preset(PRESET).question("image"))
     reader = ManifestReader(train, shuffle=False, options=media_options(QThinkConfig()))
     rows = [{"prompt": messages, "image": s.media, "mos": s.row.mos, "item_id": s.row.id} for s in reader.iter_epoch()]
     return Dataset.from_list(rows)
@@ -85,14 +86,15 @@ def trl_rewards(tokens: list[int]) -> list:
     """
     from rewards import get_preset, score_batch
 
-    names = get_preset(PRESET).component_names
+    spec = get_preset(PRESET)
+    names = spec.component_names
 
     def component(name: str):
         def reward(completions, mos, item_id, completion_ids, **_):
             if name == names[0]:  # counted once per step: the generated tokens
                 tokens.append(sum(len(c) for c in completion_ids))
             texts = [c[0]["content"] for c in completions]
-            return score_batch(PRESET, texts, mos, item_id).components[name].tolist()
+            return score_batch(spec, texts, mos, item_id).components[name].tolist()
 
         reward.__name__ = name
         return reward
@@ -241,6 +243,7 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     from cluster.config import QThinkConfig, RewardConfig
     from cluster.evaluation import media_options
     from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
+    from rewards import get_preset
     from rollout.manifest import ManifestReader
 
     torch.set_num_threads(2)
@@ -248,7 +251,7 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     sample = next(ManifestReader(bench / "train.parquet", shuffle=False, options=media_options(cfg)).iter_epoch())
-    request = media_request(sample.row.id, "image", sample.media, cfg)
+    request = media_request(sample.row.id, "image", sample.media, get_preset(PRESET), cfg)
     prompt, media = prompt_token_ids(processor, request), media_tensors(processor, "image", request.image)
     rng = np.random.default_rng(args.seed)  # response content does not change the cost: ordinary BPE ids
     seqs = [scored_sequence(model.config, prompt, rng.integers(100, 1000, args.max_tokens).tolist(), media)

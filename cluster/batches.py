@@ -9,19 +9,20 @@ import numpy as np
 
 from cluster.config import QThinkConfig
 from learners.policy_trainer import MediaItem, TrainSequence
+from rewards import Preset
 from rollout.engine import RolloutRequest, RolloutSample
 from rollout.manifest import ManifestReader, Sample
 from rollout.multiframe import multiframe_view
 from rollout.perturbations import draw_perturbation, perturb
-from rollout.prompts import question_for
 
 
-def media_request(prompt_id: str, media_type: str, media, cfg: QThinkConfig, seed: int | None = None) -> RolloutRequest:
+def media_request(prompt_id: str, media_type: str, media, preset: Preset, cfg: QThinkConfig,
+                  seed: int | None = None) -> RolloutRequest:
     """The engine request for one decoded image (PIL) or video (VideoClip), asking the question the reward
     preset's parser expects; `data.video_view: multiframe` shows a video as PreResQ-R1 does (one tiled
     composite + local frames). Training, evaluation and serving all build requests here."""
     style = cfg.data.prompt_style
-    common = dict(question=question_for(cfg.reward.preset, media_type, style), seed=seed,
+    common = dict(question=preset.question(media_type, style), seed=seed,
                   system_prompt=style != "short")
     if media_type == "image":
         return RolloutRequest(prompt_id, "image", image=np.asarray(media.convert("RGB")), **common)
@@ -31,8 +32,8 @@ def media_request(prompt_id: str, media_type: str, media, cfg: QThinkConfig, see
     return RolloutRequest(prompt_id, "video", frames=media.frames, video_meta=dict(media.metadata), **common)
 
 
-def request_for(sample: Sample, seed: int | None, cfg: QThinkConfig) -> RolloutRequest:
-    return media_request(sample.row.id, sample.row.media_type, sample.media, cfg, seed)
+def request_for(sample: Sample, seed: int | None, preset: Preset, cfg: QThinkConfig) -> RolloutRequest:
+    return media_request(sample.row.id, sample.row.media_type, sample.media, preset, cfg, seed)
 
 
 def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
@@ -42,11 +43,12 @@ def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
     return dataclasses.replace(request, frames=frames, variant="perturbed")
 
 
-def rollout_batch(samples: list[Sample], step: int, temporal: bool, cfg: QThinkConfig) -> list[RolloutRequest]:
+def rollout_batch(samples: list[Sample], step: int, temporal: bool, preset: Preset,
+                  cfg: QThinkConfig) -> list[RolloutRequest]:
     """Originals first, then a perturbed copy of each video when the temporal reward is on; per-request
     sampling seeds derive from (seed, step, position) so a resumed run samples the same responses."""
     seed = cfg.train.seed
-    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, cfg) for i, s in enumerate(samples)]
+    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, preset, cfg) for i, s in enumerate(samples)]
     perturbed = [perturbed_copy(r, seed * 7919 + step * 131 + i) for i, r in enumerate(originals)
                  if temporal and r.media_type == "video"]
     return originals + perturbed

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
 from cluster.ray_cluster import use_local_env
+from rewards import DEFAULT_PRESET, PRESETS
 
 
 def _make_tiny_model(args) -> int:
@@ -78,12 +79,13 @@ def _eval(args) -> int:
     from cluster.evaluation import evaluate, format_table, write_report
     from cluster.placement import rollout_pool
     from cluster.ray_cluster import init_ray
+    from rewards import get_preset
 
     cfg = load_config(args.config, args.overrides, model_dir=args.model)
     check_inputs(args.model, args.data)
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, args.model)
-    report = evaluate(pool, args.data, cfg, args.samples)
+    report = evaluate(pool, args.data, get_preset(cfg.reward.preset), cfg, args.samples)
     print(format_table(report))
     if args.out:
         write_report(report, args.out, str(args.out).rsplit(".", 1)[0] + ".png", title=args.model)
@@ -106,9 +108,9 @@ def _distill(args) -> int:
 
 
 def _reward(args) -> int:
-    from rewards import score_jsonl
+    from rewards import get_preset, score_jsonl
 
-    summary = score_jsonl(args.preset, args.inp, args.out)
+    summary = score_jsonl(get_preset(args.preset), args.inp, args.out)
     print(summary)
     return 0
 
@@ -168,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("reward", help="score a JSONL batch of responses with a reward preset")
-    p.add_argument("--preset", default="qthink")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
     p.add_argument("--in", dest="inp", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_reward)

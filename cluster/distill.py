@@ -50,7 +50,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
 
     init_ray(cfg.cluster)
     pool = rollout_pool(cfg, teacher_dir)
-    parse = get_preset(cfg.reward.preset).parse
+    preset = get_preset(cfg.reward.preset)
     reader = ManifestReader(in_path, shuffle=False, options=media_options(cfg))
     manifest, out_dir = reader.manifest, Path(out_path).resolve().parent
     index = {r.id: i for i, r in enumerate(manifest.rows)}
@@ -58,11 +58,11 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
 
     def flush():
         nonlocal dropped
-        requests = [request_for(s, index[s.row.id], cfg) for s in batch]
+        requests = [request_for(s, index[s.row.id], preset, cfg) for s in batch]
         for r, s in zip(requests, batch):
-            r.question = expert_question(cfg.reward.preset, s.row.media_type, cfg.data.prompt_style)
+            r.question = expert_question(preset.question(s.row.media_type, cfg.data.prompt_style), s.row.media_type)
         for sample, group in zip(batch, pool.generate(requests, n=samples)):
-            parsed = parse([g.text for g in group])
+            parsed = preset.parse([g.text for g in group])
             close = (~parsed.failed) & (np.abs(parsed.pred - sample.row.mos) <= tolerance)
             if close.any():
                 row = _relocated(manifest, index[sample.row.id], sample.row, out_dir)

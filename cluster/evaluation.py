@@ -14,12 +14,13 @@ import numpy as np
 
 from cluster.batches import request_for
 from cluster.config import QThinkConfig
-from rewards import get_preset
+from rewards import Preset
 from rewards.metrics import quality_metrics
 from rollout.manifest import ManifestReader, MediaOptions
 
 
-def evaluate(pool, manifests: list[str], cfg: QThinkConfig, samples: int = 1, limit: int = 0, chunk: int = 64) -> dict:
+def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samples: int = 1, limit: int = 0,
+             chunk: int = 64) -> dict:
     """Per-dataset and overall SRCC/PLCC/KRCC/RMSE; greedy when samples == 1, else mean of N samples."""
     media = media_options(cfg)
     items = []
@@ -32,9 +33,9 @@ def evaluate(pool, manifests: list[str], cfg: QThinkConfig, samples: int = 1, li
             if limit and len(items) + len(batch) >= limit:
                 break
             if len(batch) == chunk:
-                items += _score(pool, batch, cfg, samples)
+                items += _score(pool, batch, preset, cfg, samples)
                 batch = []
-        items += _score(pool, batch, cfg, samples)
+        items += _score(pool, batch, preset, cfg, samples)
         skipped[str(path)] = dict(reader.skip_counts)
     pred = np.array([i["pred"] for i in items], dtype=float)
     mos = np.array([i["mos"] for i in items], dtype=float)
@@ -44,15 +45,14 @@ def evaluate(pool, manifests: list[str], cfg: QThinkConfig, samples: int = 1, li
             "samples_per_item": samples}
 
 
-def _score(pool, batch, cfg: QThinkConfig, samples: int) -> list[dict]:
+def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list[dict]:
     if not batch:
         return []
-    parse = get_preset(cfg.reward.preset).parse
     temperature = cfg.rollout.temperature if cfg.train.eval_temperature is None else cfg.train.eval_temperature
     overrides = {"temperature": 0.0 if samples == 1 else temperature}
-    requests = [request_for(s, i, cfg) for i, s in enumerate(batch)]
+    requests = [request_for(s, i, preset, cfg) for i, s in enumerate(batch)]
     groups = pool.generate(requests, n=samples, **overrides)
-    parsed = parse([s.text for group in groups for s in group])
+    parsed = preset.parse([s.text for group in groups for s in group])
     scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
     return [{"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": float(score),
              "failed": int(fails), "n": samples, "response": group[0].text}

@@ -56,7 +56,7 @@ def rollout_step(run, step: int) -> RolloutBatch:
     """Draw B prompts and sample G responses for each (and for the perturbed copy of each video)."""
     cursor = run.train_reader.state_dict()
     samples = next_samples(run.train_reader, run.train_stream, run.cfg.train.prompts_per_step)
-    requests = rollout_batch(samples, step, run.temporal, run.cfg)
+    requests = rollout_batch(samples, step, run.temporal, run.preset, run.cfg)
     start = time.perf_counter()
     groups = run.rollout.generate(requests)
     return RolloutBatch(cursor, samples, requests, groups, time.perf_counter() - start)

@@ -86,14 +86,15 @@ class Run:
             placement.logical_cpus_needed(cfg), 2)))
         self.model_dir = cfg.model.path
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
-        self.temporal = cfg.reward.temporal and "temporal" in get_preset(cfg.reward.preset).component_names
+        self.preset = get_preset(cfg.reward.preset)
+        self.temporal = cfg.reward.temporal and "temporal" in self.preset.component_names
         options = media_options(cfg)
         self.train_reader = ManifestReader(cfg.data.train, seed=cfg.train.seed, options=options)
         self.sft_reader = (ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options)
                            if "sft" in cfg.train.stages else None)
         self.rollout = placement.rollout_pool(cfg, self.model_dir)
         self.learner = placement.learner_group(cfg, self.model_dir)
-        self.rewards = placement.reward_pool(cfg)
+        self.rewards = placement.reward_pool(cfg, self.preset)
         self.store = CheckpointStore(cfg.train.checkpoint_dir or str(self.out / "checkpoints"), cfg.train.keep_last)
         self.stage, self.step, self.version, self.evals = cfg.train.stages[0], 0, 0, {}
         self.global_step = 0
@@ -121,7 +122,7 @@ class Run:
         if not c.data.test:  # recorded as not measured: an SRCC of 0 here would read as a measurement
             self.evals[name] = {}
             return None
-        report = evaluate(self.rollout, c.data.test, c, c.train.eval_samples, limit=c.train.eval_limit)
+        report = evaluate(self.rollout, c.data.test, self.preset, c, c.train.eval_samples, limit=c.train.eval_limit)
         write_report(report, self.out / "eval" / f"{name}.json", self.out / "eval" / f"{name}.png", name)
         self.log.save_samples(name, report["items"][:32])
         overall = report["metrics"]["overall"]

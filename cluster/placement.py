@@ -14,6 +14,7 @@ from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
 from actors.rollout_worker import RolloutPool, RolloutWorker
 from cluster.config import ENGINE_DTYPE, QThinkConfig
+from rewards import Preset
 
 
 def logical_cpus_needed(cfg: QThinkConfig) -> int:
@@ -41,10 +42,10 @@ def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:
     return LearnerGroup(model_dir, cfg.learner, max_tokens=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature)
 
 
-def reward_pool(cfg: QThinkConfig) -> RewardPool:
+def reward_pool(cfg: QThinkConfig, preset: Preset) -> RewardPool:
     w = cfg.reward
     weights = {**{name: 1.0 for name in w.custom}, **w.weights}
     scope = None if w.rank_scope == "global" else w.rank_slice
-    return RewardPool(w.num_workers, preset=w.preset, weights=weights or None, scope=scope,
+    return RewardPool(w.num_workers, preset, weights=weights or None, scope=scope,
                       worker_options={"num_cpus": 1}, max_restarts=w.max_restarts, group_size=cfg.rollout.n,
                       call_timeout_s=w.call_timeout_s)

@@ -37,15 +37,11 @@ from cluster.serve_requests import (
     upload_request,
     validated,
 )
-from rewards import get_preset
+from rewards import Preset, get_preset
 from rollout.engine import banned_token_ids, engine_args, sampling_params, vllm_input
-from rollout.prompts import PRERESQ_ASPECTS
 
 MAX_CHAT_IMAGES = 4  # the engine's limit_mm_per_prompt (rollout.engine.engine_args' max_media)
 
-# Names of the aspect ratings each PreResQ-R1 preset asks for, in answer order (rollout/prompts.py's
-# PRERESQ_IQA_QUESTION and PRERESQ_VQA_QUESTION).
-ASPECT_NAMES = {"preresq-iqa": PRERESQ_ASPECTS, "preresq-vqa": ("spatial", "temporal")}
 
 app = FastAPI(title="qthink", description="Visual quality judged with reasoning (Qwen2.5-VL + GRPO).")
 
@@ -56,10 +52,10 @@ def model_name(model_dir: str, cfg: QThinkConfig) -> str:
     return cfg.serve.model_name or Path(model_dir).resolve().name
 
 
-def score_summary(texts: list[str], preset_name: str) -> dict:
+def score_summary(texts: list[str], preset: Preset) -> dict:
     """Parse responses with the preset's own rule; the score is their group score, as evaluation and
     training metrics compute it (`ParsedResponses.group_scores`), or None when no answer parsed."""
-    parsed = get_preset(preset_name).parse(texts)
+    parsed = preset.parse(texts)
     ok = ~parsed.failed
     clipped = np.clip(parsed.pred, 1.0, 5.0)
     scores = clipped[ok]
@@ -69,10 +65,9 @@ def score_summary(texts: list[str], preset_name: str) -> dict:
         "samples": [float(p) if good else None for p, good in zip(clipped, ok)],
         "parse_failures": int((~ok).sum()),
     }
-    if preset_name in ASPECT_NAMES:
-        names = ASPECT_NAMES[preset_name]
-        means = parsed.aspects[ok].mean(axis=0) if ok.any() else [None] * len(names)
-        summary["aspects"] = {name: None if v is None else float(v) for name, v in zip(names, means)}
+    if preset.aspects:
+        means = parsed.aspects[ok].mean(axis=0) if ok.any() else [None] * len(preset.aspects)
+        summary["aspects"] = {name: None if v is None else float(v) for name, v in zip(preset.aspects, means)}
     return summary
 
 
@@ -109,7 +104,7 @@ class QualityJudge:
             # spreads replicas, and each engine keeps the OMP_NUM_THREADS Ray gives an actor of its CPUs.
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
             torch.set_num_threads(max(1, int(cfg.serve.cpus_per_replica)))
-        self.cfg = cfg
+        self.cfg, self.preset = cfg, get_preset(cfg.reward.preset)
         self.model_name = model_name(model_dir, cfg)
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.banned_ids = banned_token_ids(self.processor.tokenizer)
@@ -144,13 +139,14 @@ class QualityJudge:
         started = time.perf_counter()
         body = await read_body(request, self.cfg.serve.max_body_bytes)
         item = await score_input(request, body, self.cfg.serve.max_samples)
-        rollout = await asyncio.to_thread(upload_request, item, self.cfg, "score")  # decoding off the event loop
+        # decoding off the event loop
+        rollout = await asyncio.to_thread(upload_request, item, self.preset, self.cfg, "score")
         prompt = vllm_input(rollout, self.processor)
         # One sample is greedy, as evaluation scores (cluster/evaluation.py); several use the config's sampling.
         overrides = {"temperature": 0.0} if item.samples == 1 else {}
         out = await self._generate(prompt, item.samples, None, overrides)
         texts = [c.text for c in out.outputs]
-        return {**score_summary(texts, self.cfg.reward.preset), "reasoning": texts if item.return_reasoning else None,
+        return {**score_summary(texts, self.preset), "reasoning": texts if item.return_reasoning else None,
                 "model": self.model_name, "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
 
     async def _chat(self, request: Request) -> dict:

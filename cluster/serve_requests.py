@@ -26,6 +26,7 @@ from starlette.requests import Request
 
 from cluster.batches import media_request
 from cluster.config import QThinkConfig
+from rewards import Preset
 from rollout.engine import RolloutRequest
 from rollout.images import load_image
 from rollout.media import MediaError, MediaFailure
@@ -150,14 +151,14 @@ async def _multipart(request: Request, body: bytes) -> tuple[dict[str, str], dic
     return fields, files
 
 
-def upload_request(item: ScoreInput, cfg: QThinkConfig, request_id: str) -> RolloutRequest:
+def upload_request(item: ScoreInput, preset: Preset, cfg: QThinkConfig, request_id: str) -> RolloutRequest:
     """Decode an upload within the limits; the request itself is built as training and evaluation build
     theirs (`cluster.batches.media_request`: the preset's question, the prompt style, the video view)."""
     if item.media_type == "image":
         media = decode_image(item.data, cfg)
     else:
         media = decode_video(item.data, cfg, item.num_frames or cfg.data.num_frames)
-    return media_request(request_id, item.media_type, media, cfg)
+    return media_request(request_id, item.media_type, media, preset, cfg)
 
 
 # ---- media ------------------------------------------------------------------------------------------

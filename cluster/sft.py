@@ -16,7 +16,7 @@ def sft_stage(run) -> None:
     while run.step < total:
         t0 = time.perf_counter()
         samples = next_samples(run.sft_reader, run.sft_stream, cfg.train.sft_batch_size)
-        requests = [request_for(s, None, cfg) for s in samples]
+        requests = [request_for(s, None, run.preset, cfg) for s in samples]
         sequences = [TrainSequence(r.prompt_id, prompt_token_ids(run.processor, r),
                                    response_token_ids(run.processor.tokenizer, s.row.reasoning))
                      for r, s in zip(requests, samples)]

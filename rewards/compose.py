@@ -16,7 +16,7 @@ import numpy as np
 from rewards.groups import Groups
 from rewards.parsing import ParsedResponses
 from rewards.plugins import custom_component_values, is_plugin_name
-from rewards.presets import Preset, get_preset
+from rewards.presets import Preset
 
 VARIANTS = ("original", "perturbed")
 
@@ -53,9 +53,8 @@ class BatchRewards:
         return int(self.failed.sum())
 
 
-def score_responses(preset: str, responses: list[str], mos) -> ResponseScores:
+def score_responses(spec: Preset, responses: list[str], mos) -> ResponseScores:
     """Parse and score what needs no other response. Pure; safe to run on any shard."""
-    spec = get_preset(preset)
     parsed = spec.parse(list(responses))
     mos = np.asarray(mos, dtype=np.float64)
     return ResponseScores(
@@ -113,7 +112,7 @@ def _slices(rows: np.ndarray, scope: int | None) -> list[np.ndarray]:
 
 
 def score_gathered(
-    preset: str,
+    spec: Preset,
     responses: list[str],
     scores: ResponseScores,
     mos,
@@ -125,7 +124,6 @@ def score_gathered(
 ) -> BatchRewards:
     """Group components on the gathered batch, custom components, weighted total. `group_size` (G) lets
     one prompt id stand for several adjacent groups (group_layout)."""
-    spec = get_preset(preset)
     mos = np.asarray(mos, dtype=np.float64)
     n = len(responses)
     variants = list(variants) if variants is not None else ["original"] * n
@@ -163,18 +161,8 @@ def score_gathered(
     return BatchRewards(values, np.asarray(total, dtype=np.float64), resolved, parsed, size)
 
 
-def score_batch(
-    preset: str,
-    responses: list[str],
-    mos,
-    prompt_ids: list,
-    variants: list[str] | None = None,
-    weights: dict | None = None,
-    scope: int | None = None,
-    group_size: int | None = None,
-) -> BatchRewards:
-    """Every component of `preset` for one batch (G consecutive responses per prompt), plus the total."""
-    return score_gathered(
-        preset, responses, score_responses(preset, responses, mos), mos, prompt_ids, variants, weights, scope,
-        group_size,
-    )
+def score_batch(spec: Preset, responses: list[str], mos, prompt_ids: list, variants: list[str] | None = None,
+                **options) -> BatchRewards:
+    """Every component of `spec` for one batch (G consecutive responses per prompt), plus the total;
+    `options` are score_gathered's (weights, scope, group_size)."""
+    return score_gathered(spec, responses, score_responses(spec, responses, mos), mos, prompt_ids, variants, **options)

@@ -12,29 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from rewards.compose import score_batch
+from rewards.presets import Preset
 
 
 def score_jsonl(
-    preset: str, in_path, out_path, weights: dict | None = None, scope: int | None = None
+    spec: Preset, in_path, out_path, weights: dict | None = None, scope: int | None = None
 ) -> dict:
     """Score the file, write the scored copy; return the summary (rows, prompts, parse failures, means)."""
     with Path(in_path).open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     result = score_batch(
-        preset,
+        spec,
         [str(row["response"]) for row in rows],
         [float(row["mos"]) for row in rows],
         [row["prompt_id"] for row in rows],
         [row.get("variant", "original") for row in rows],
-        weights,
-        scope,
+        weights=weights,
+        scope=scope,
     )
     with Path(out_path).open("w", encoding="utf-8") as f:
         for k, row in enumerate(rows):
             rewards = {name: float(values[k]) for name, values in result.components.items()}
             f.write(json.dumps(row | {"rewards": rewards, "total": float(result.total[k])}) + "\n")
     return {
-        "preset": preset,
+        "preset": spec.name,
         "rows": len(rows),
         "prompts": len({json.dumps(row["prompt_id"]) for row in rows}),
         "group_size": result.group_size,

@@ -27,6 +27,14 @@ from rewards.preresq import (
 from rewards.ranking import thurstone_fidelity_rank
 from rewards.regression import gaussian_regression, threshold_accuracy
 from rewards.temporal import TEMPORAL_BONUS, temporal_bonus
+from rollout.prompts import (
+    PRERESQ_ASPECTS,
+    PRERESQ_IQA_QUESTION,
+    PRERESQ_VQA_QUESTION,
+    Q_INSIGHT_QUESTION,
+    QUALITY_QUESTION,
+    SHORT_QUESTION,
+)
 
 RANK_MAX = 1.0011  # sqrt(1 + 1e-6) + sqrt(1e-6), plus float32 rounding
 
@@ -41,15 +49,29 @@ class Component:
 
 @dataclass(frozen=True)
 class Preset:
+    """Everything that depends on which paper's answer form a run uses: the question that asks for it, the
+    parser that reads it, the names of its aspect ratings and the reward components. Resolved once from
+    `reward.preset` and passed around; the score of a group of answers is `ParsedResponses.group_scores`,
+    one rule for every preset's parse."""
+
     name: str
     description: str  # the paper, its source commit and the quirks reproduced
     parse: Callable[[list[str]], ParsedResponses]
     components: tuple[Component, ...]
     weights: Mapping[str, float]
+    questions: Mapping[str, str]  # "image" | "video" -> the question whose answer `parse` reads
+    # `prompt_style: short` (the tiny CPU demo); None: the answer form needs the full question
+    short_questions: Mapping[str, str] | None = None
+    aspects: tuple[str, ...] = ()  # names of the ratings `parse` returns as aspects, in answer order
 
     @property
     def component_names(self) -> list[str]:
         return [c.name for c in self.components]
+
+    def question(self, media_type: str, prompt_style: str = "paper") -> str:
+        """`media_type` is the item's: a video shown as pictures (PreResQ-R1's multi-frame view) is a video."""
+        table = self.short_questions if prompt_style == "short" and self.short_questions else self.questions
+        return table["video" if media_type == "video" else "image"]
 
 
 def _per_response(name: str, fn: Callable, bounds: tuple[float, float]) -> Component:
@@ -85,12 +107,17 @@ PRESETS: dict[str, Preset] = {}
 DEFAULT_PRESET = "qthink"
 
 
-def _preset(builder: Callable[[], tuple]) -> Callable:
-    """Register a preset: the builder returns (parse, components, weights); its docstring describes it."""
-    parse, components, weights = builder()
+def _preset(builder: Callable[[], dict]) -> Callable:
+    """Register a preset: the builder returns Preset's fields after `description`, its docstring is that."""
     name = builder.__name__.replace("_", "-")
-    PRESETS[name] = Preset(name, inspect.cleandoc(builder.__doc__), parse, components, weights)
+    PRESETS[name] = Preset(name, inspect.cleandoc(builder.__doc__), **builder())
     return builder
+
+
+def _r1(components: tuple[Component, ...]) -> dict:
+    """A preset answering one score in R1 tags (the VisualQuality-R1 question, or the demo's short one)."""
+    return dict(parse=parse_r1_scores, components=components, weights=_equal_weights(components),
+                questions=QUALITY_QUESTION, short_questions=SHORT_QUESTION)
 
 
 def _equal_weights(components: tuple[Component, ...]) -> dict[str, float]:
@@ -106,7 +133,7 @@ def vqathinker():
     a random integer 1-5)."""
     regression = _per_response("regression", partial(_regression, coarse_factor=0.8), (0.0, 1.0))
     components = (R1_FORMAT, regression, FIDELITY_RANK, TEMPORAL)
-    return parse_r1_scores, components, _equal_weights(components)
+    return _r1(components)
 
 
 @_preset
@@ -115,7 +142,7 @@ def visualquality_r1():
     other prompts' group means. Deviations: one prompt -> 0 (official: division by zero); ranking over the
     whole batch unless `scope` slices it like the official per-GPU batch."""
     components = (R1_FORMAT, FIDELITY_RANK)
-    return parse_r1_scores, components, _equal_weights(components)
+    return _r1(components)
 
 
 @_preset
@@ -123,10 +150,12 @@ def q_insight():
     """Q-Insight (bytedance/Q-Insight@08308fd): 1 iff the first answer's JSON "rating" is within 0.35 of
     the MOS (strict, in double: 3.35 vs 3.0 scores 0); quoted, negative or "3.47.5" ratings score 0."""
     components = (_per_response("accuracy", _threshold, (0.0, 1.0)),)
-    return parse_json_ratings, components, _equal_weights(components)
+    return dict(parse=parse_json_ratings, components=components, weights=_equal_weights(components),
+                questions=Q_INSIGHT_QUESTION)
 
 
-def _preresq_components(n_aspects: int, template, with_group_rank: bool) -> tuple:
+def _preresq(aspects: tuple[str, ...], question: str, template, with_group_rank: bool) -> dict:
+    n_aspects = len(aspects)
     accuracy = partial(preresq_accuracy, with_group_rank=with_group_rank)
     components = (
         _per_response("format", _template(template), (0.0, 1.0)),
@@ -138,7 +167,8 @@ def _preresq_components(n_aspects: int, template, with_group_rank: bool) -> tupl
         Component("accuracy", accuracy, "group", (-0.25 / 3, 1.75 / 3) if with_group_rank else (-0.25, 0.75)),
     )
     weights = {c.name: 1.0 if c.name in ("format", "accuracy") else 0.0 for c in components}
-    return partial(parse_aspect_ratings, n_aspects=n_aspects), components, weights
+    return dict(parse=partial(parse_aspect_ratings, n_aspects=n_aspects), components=components, weights=weights,
+                questions={"image": question, "video": question}, aspects=aspects)
 
 
 @_preset
@@ -149,7 +179,7 @@ def preresq_iqa():
     balance halved twice; equal-MOS pairs score 1 when the predictions differ; G < 3 -> accuracy 0; the
     training rule (mean of the last 5) also at inference, where their inference script reads the first
     number. Deviations: triplet 0 for B <= 2 (official NaN); pair s = 0 on 0/0 (official NaN)."""
-    return _preresq_components(5, PRERESQ_IQA_TEMPLATE, with_group_rank=True)
+    return _preresq(PRERESQ_ASPECTS, PRERESQ_IQA_QUESTION, PRERESQ_IQA_TEMPLATE, with_group_rank=True)
 
 
 @_preset
@@ -157,7 +187,7 @@ def preresq_vqa():
     """PreResQ-R1 VQA (grpo_preres_VQA_r1.py): as preresq-iqa with the last 2 numbers, balance over both
     dims, no group_rank and no division by 3 (accuracy can be negative); the format needs a newline after
     BOTH numbers."""
-    return _preresq_components(2, PRERESQ_VQA_TEMPLATE, with_group_rank=False)
+    return _preresq(("spatial", "temporal"), PRERESQ_VQA_QUESTION, PRERESQ_VQA_TEMPLATE, with_group_rank=False)
 
 
 @_preset
@@ -165,7 +195,7 @@ def q_ponder():
     """Q-Ponder (arXiv 2506.05384; code not public, the formula is qthink's): format + Gaussian accuracy
     (sigma 0.5, no decimal penalty) + rule-based reasoning/score consistency."""
     components = (R1_FORMAT, _per_response("accuracy", _regression, (0.0, 1.0)), CONSISTENCY)
-    return parse_r1_scores, components, _equal_weights(components)
+    return _r1(components)
 
 
 @_preset
@@ -175,7 +205,7 @@ def qthink():
     present."""
     regression = _per_response("regression", _regression, (0.0, 1.0))
     components = (R1_FORMAT, regression, FIDELITY_RANK, CONSISTENCY, TEMPORAL)
-    return parse_r1_scores, components, _equal_weights(components)
+    return _r1(components)
 
 
 def get_preset(name: str) -> Preset:

@@ -67,18 +67,19 @@ EXPERT_PREAMBLE = {
 }
 
 
-def expert_question(preset: str, media_type: str, prompt_style: str = "paper") -> str:
+def expert_question(question: str, media_type: str) -> str:
     """The distillation teacher's prompt: the expert preamble, then the question the preset's parser expects
     (so a PreResQ teacher answers with aspect ratings). `media_type` is the item's: a video shown as
     pictures (PreResQ-R1's multi-frame view) is still a video."""
-    return f"{EXPERT_PREAMBLE[media_type]} {question_for(preset, media_type, prompt_style)}"
+    return f"{EXPERT_PREAMBLE[media_type]} {question}"
 
 
-Q_INSIGHT_QUESTION = (
-    "What is your overall rating on the quality of this picture? The rating should be a float between 1 and "
-    "5, rounded to two decimal places. First output the thinking process in <think> </think> tags, then the "
+Q_INSIGHT_QUESTION = {
+    media: f"What is your overall rating on the quality of this {noun}? The rating should be a float between 1 "
+    "and 5, rounded to two decimal places. First output the thinking process in <think> </think> tags, then the "
     'answer in <answer> </answer> tags as JSON: {"rating": score}.'
-)
+    for media, noun in (("image", "picture"), ("video", "video"))
+}
 
 
 # `prompt_style: short`: no system prompt and a one-line question. A randomly initialised tiny model
@@ -88,16 +89,3 @@ SHORT_QUESTION = {
     "image": "Rate the quality of this image from 1 to 5. <think> reasoning </think><answer> score </answer>",
     "video": "Rate the quality of this video from 1 to 5. <think> reasoning </think><answer> score </answer>",
 }
-
-
-def question_for(preset: str, media_type: str, prompt_style: str = "paper") -> str:
-    """The question each preset's answer parser expects (aspect lists, JSON rating, or one score)."""
-    if prompt_style == "short" and preset not in ("preresq-iqa", "preresq-vqa", "q-insight"):
-        return SHORT_QUESTION["video" if media_type == "video" else "image"]
-    if preset == "preresq-iqa":
-        return PRERESQ_IQA_QUESTION
-    if preset == "preresq-vqa":
-        return PRERESQ_VQA_QUESTION
-    if preset == "q-insight":
-        return Q_INSIGHT_QUESTION
-    return QUALITY_QUESTION["video" if media_type == "video" else "image"]

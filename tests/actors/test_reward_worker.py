@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from actors.reward_worker import RewardPool, RewardWorker
-from rewards import score_batch
+from rewards import PRESETS, score_batch
 
 SMALL = {"num_cpus": 0.25}  # four workers fit beside the driver on 2 CPUs
 
@@ -45,9 +45,9 @@ def assert_same(result, expected):
 @pytest.mark.parametrize("preset", ["qthink", "preresq-iqa"])
 def test_same_rewards_for_1_2_4_workers(ray_local, preset):
     responses, mos, ids, variants = video_batch()
-    expected = score_batch(preset, responses, mos, ids, variants)
+    expected = score_batch(PRESETS[preset], responses, mos, ids, variants)
     for n in (1, 2, 4):
-        pool = RewardPool(n, preset, worker_options=SMALL)
+        pool = RewardPool(n, PRESETS[preset], worker_options=SMALL)
         assert_same(pool.score(responses, mos, ids, variants), expected)
         pool.shutdown()
 
@@ -56,29 +56,29 @@ def test_worker_exiting_mid_batch_is_replaced(ray_local, tmp_path):
     marker = tmp_path / "died"
 
     class ExitOnceWorker(RewardWorker):
-        def score_responses(self, preset, responses, mos):
+        def score_responses(self, responses, mos):
             if not marker.exists():
                 marker.touch()
                 os._exit(1)  # the process dies inside the call
-            return super().score_responses(preset, responses, mos)
+            return super().score_responses(responses, mos)
 
     responses, mos, ids, variants = video_batch(seed=1)
-    pool = RewardPool(2, "qthink", worker_options=SMALL, worker_cls=ExitOnceWorker)
+    pool = RewardPool(2, PRESETS["qthink"], worker_options=SMALL, worker_cls=ExitOnceWorker)
     first = list(pool.workers)
     result = pool.score(responses, mos, ids, variants)
     assert marker.exists() and pool.workers != first  # one worker was replaced
-    assert_same(result, score_batch("qthink", responses, mos, ids, variants))
+    assert_same(result, score_batch(PRESETS["qthink"], responses, mos, ids, variants))
     pool.shutdown()
 
 
 def test_worker_killed_mid_batch_is_replaced(ray_local):
     class SlowWorker(RewardWorker):
-        def score_responses(self, preset, responses, mos):
+        def score_responses(self, responses, mos):
             time.sleep(1.5)
-            return super().score_responses(preset, responses, mos)
+            return super().score_responses(responses, mos)
 
     responses, mos, ids, variants = video_batch(seed=2)
-    pool = RewardPool(2, "vqathinker", worker_options=SMALL, worker_cls=SlowWorker)
+    pool = RewardPool(2, PRESETS["vqathinker"], worker_options=SMALL, worker_cls=SlowWorker)
     victim, scored = pool.workers[0], {}
     scoring = threading.Thread(target=lambda: scored.update(result=pool.score(responses, mos, ids, variants)))
     scoring.start()
@@ -86,7 +86,7 @@ def test_worker_killed_mid_batch_is_replaced(ray_local):
     ray.kill(victim)
     scoring.join(timeout=60)
     assert pool.workers[0] is not victim
-    assert_same(scored["result"], score_batch("vqathinker", responses, mos, ids, variants))
+    assert_same(scored["result"], score_batch(PRESETS["vqathinker"], responses, mos, ids, variants))
     pool.shutdown()
 
 
@@ -94,16 +94,17 @@ def test_a_hung_worker_is_replaced_after_the_deadline_and_its_shard_rescored(ray
     marker = tmp_path / "hung"
 
     class HangOnceWorker(RewardWorker):
-        def score_responses(self, preset, responses, mos):
+        def score_responses(self, responses, mos):
             if not marker.exists():
                 marker.touch()
                 time.sleep(3600)  # neither returns nor dies
-            return super().score_responses(preset, responses, mos)
+            return super().score_responses(responses, mos)
 
     responses, mos, ids, variants = video_batch(seed=3)
-    pool = RewardPool(2, "qthink", worker_options=SMALL, worker_cls=HangOnceWorker, call_timeout_s=5)
+    pool = RewardPool(2, PRESETS["qthink"], worker_options=SMALL, worker_cls=HangOnceWorker, call_timeout_s=5)
     first = list(pool.workers)
-    assert_same(pool.score(responses, mos, ids, variants), score_batch("qthink", responses, mos, ids, variants))
+    expected = score_batch(PRESETS["qthink"], responses, mos, ids, variants)
+    assert_same(pool.score(responses, mos, ids, variants), expected)
     assert marker.exists() and sum(a is not b for a, b in zip(pool.workers, first)) == 1
     pool.shutdown()
 
@@ -112,9 +113,9 @@ def test_the_same_prompt_in_two_adjacent_groups_is_scored_as_two_groups(ray_loca
     # an epoch boundary or a manifest smaller than one step draws a prompt twice in a row, perturbed copies too
     responses, mos, ids, variants = video_batch(n_prompts=4, size=4)
     repeated = ["v1" if pid == "v2" else pid for pid in ids]  # v1 v1 back to back, in both variants
-    renamed = score_batch("vqathinker", responses, mos, ids, variants)  # what the two groups are worth apart
-    pool = RewardPool(2, "vqathinker", worker_options=SMALL, group_size=4)
+    renamed = score_batch(PRESETS["vqathinker"], responses, mos, ids, variants)  # what the two groups are worth apart
+    pool = RewardPool(2, PRESETS["vqathinker"], worker_options=SMALL, group_size=4)
     assert_same(pool.score(responses, mos, repeated, variants), renamed)
     pool.shutdown()
     with pytest.raises(ValueError, match="same number of consecutive responses"):  # G unknown: ambiguous
-        score_batch("vqathinker", responses, mos, repeated, variants)
+        score_batch(PRESETS["vqathinker"], responses, mos, repeated, variants)

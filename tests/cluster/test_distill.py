@@ -73,10 +73,11 @@ def test_vlm_teacher_keeps_only_answers_within_tolerance_and_counts_the_rest(syn
 def test_vlm_teacher_distills_videos_shown_as_pictures_in_the_presets_answer_format(synth, tmp_path):
     """PreResQ-R1's multi-frame view sends a video as pictures (media type `images`): distill used to look
     its expert question up by that media type and stop with a KeyError."""
+    from rewards import PRESETS
     from rollout.prompts import PRERESQ_VQA_QUESTION, expert_question
     from rollout.tiny_model import ensure_tiny_model
 
-    asked = expert_question("preresq-vqa", "video")
+    asked = expert_question(PRESETS["preresq-vqa"].question("video"), "video")
     assert asked.startswith("You are an expert in video quality") and asked.endswith(PRERESQ_VQA_QUESTION)
     model = ensure_tiny_model(tmp_path / "tiny", seed=0)
     out = tmp_path / "sft.parquet"

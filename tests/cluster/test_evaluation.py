@@ -6,6 +6,7 @@ from PIL import Image
 
 from cluster.config import load_config
 from cluster.evaluation import evaluate
+from rewards import PRESETS
 from rollout.engine import RolloutSample
 from rollout.manifest import ManifestRow, write_manifest
 
@@ -39,15 +40,15 @@ def test_sampled_eval_uses_eval_temperature_else_the_rollouts_and_greedy_uses_ze
                                          (["train.eval_temperature=0.7"], 3, 0.7),
                                          (["train.eval_temperature=0.7"], 1, 0.0)]:
         pool = AnsweringPool()
-        evaluate(pool, [manifest], load_config(None, overrides), samples)
+        evaluate(pool, [manifest], PRESETS["qthink"], load_config(None, overrides), samples)
         assert pool.calls == [(samples, {"temperature": expected})], overrides
 
 
 def test_scores_are_clipped_to_the_scale_before_the_mean_and_a_failure_counts(tmp_path):
-    report = evaluate(AnsweringPool(), [_manifest(tmp_path)], load_config(None, []), samples=3)
+    report = evaluate(AnsweringPool(), [_manifest(tmp_path)], PRESETS["qthink"], load_config(None, []), samples=3)
     # answers 4.00, 9 (clipped to 5.0), and one that does not parse
     assert [i["pred"] for i in report["items"]] == [4.5, 4.5]
     assert [i["failed"] for i in report["items"]] == [1, 1]
     assert report["parse_failure_rate"] == 2 / 6
-    greedy = evaluate(AnsweringPool(), [_manifest(tmp_path)], load_config(None, []), samples=1)
+    greedy = evaluate(AnsweringPool(), [_manifest(tmp_path)], PRESETS["qthink"], load_config(None, []), samples=1)
     assert [i["pred"] for i in greedy["items"]] == [4.0, 4.0]

@@ -21,6 +21,7 @@ from cluster.config import QThinkConfig, RolloutConfig, ServeConfig
 from cluster.ray_cluster import free_port
 from cluster.serve import score_summary, start
 from cluster.serve_requests import ApiError, image_url_bytes
+from rewards import PRESETS
 from rollout.video import encode_video
 
 pytestmark = pytest.mark.slow
@@ -164,7 +165,7 @@ def test_remote_urls_are_fetched_only_when_allowed(tmp_path):
 
 def test_preresq_answers_come_back_as_named_aspects():
     answer = "<think>sharp</think><answer>4.00\n3.00\n5.00\n2.00\n1.00\n</answer>"
-    summary = score_summary([answer, "no answer"], "preresq-iqa")
+    summary = score_summary([answer, "no answer"], PRESETS["preresq-iqa"])
     assert summary["aspects"] == {"saturation": 4.0, "granularity": 3.0, "sharpness": 5.0, "foreground": 2.0,
                                   "background": 1.0}
     assert summary["samples"][1] is None and summary["parse_failures"] == 1

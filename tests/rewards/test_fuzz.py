@@ -70,7 +70,7 @@ def batches(draw):
 @given(batch=batches())
 def test_any_response_gives_finite_in_range_rewards(preset, batch):
     texts, mos, ids, variants = batch
-    result = score_batch(preset, texts, mos, ids, variants)
+    result = score_batch(PRESETS[preset], texts, mos, ids, variants)
     for component in PRESETS[preset].components:
         values = result.components[component.name]
         low, high = component.bounds

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rewards import score_batch, score_jsonl
+from rewards import PRESETS, score_batch, score_jsonl
 
 
 def write_rows(path, rows):
@@ -58,10 +58,10 @@ def test_scores_file_as_one_batch(tmp_path):
         },
     ]
     write_rows(tmp_path / "in.jsonl", rows)
-    summary = score_jsonl("qthink", tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    summary = score_jsonl(PRESETS["qthink"], tmp_path / "in.jsonl", tmp_path / "out.jsonl")
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     expected = score_batch(
-        "qthink",
+        PRESETS["qthink"],
         [r["response"] for r in rows],
         [r["mos"] for r in rows],
         [r["prompt_id"] for r in rows],

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rewards import score_batch
+from rewards import PRESETS, score_batch
 
 PLUGIN = """
 import numpy as np
@@ -25,7 +25,7 @@ def plugin_module(tmp_path, monkeypatch):
 def test_plugin_component_is_weighted_into_total(plugin_module):
     responses = ["<think>a</think><answer>3.5</answer>", "12345"]
     result = score_batch(
-        "q-insight", responses, [3.0, 3.0], [0, 0], weights={f"{plugin_module}:length_bonus": 0.5}
+        PRESETS["q-insight"], responses, [3.0, 3.0], [0, 0], weights={f"{plugin_module}:length_bonus": 0.5}
     )
     assert result.components[f"{plugin_module}:length_bonus"].tolist() == [1.0, 0.5]
     assert result.total.tolist() == [0.5, 0.25]  # q-insight accuracy is 0 for both (no JSON rating)
@@ -33,6 +33,6 @@ def test_plugin_component_is_weighted_into_total(plugin_module):
 
 def test_broken_plugin_is_loud(plugin_module):
     with pytest.raises(ValueError, match="non-finite"):
-        score_batch("qthink", ["a"], [3.0], [0], weights={f"{plugin_module}:broken": 1})
+        score_batch(PRESETS["qthink"], ["a"], [3.0], [0], weights={f"{plugin_module}:broken": 1})
     with pytest.raises(ValueError, match="not a function"):
-        score_batch("qthink", ["a"], [3.0], [0], weights={f"{plugin_module}:missing": 1})
+        score_batch(PRESETS["qthink"], ["a"], [3.0], [0], weights={f"{plugin_module}:missing": 1})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rewards import score_batch
+from rewards import PRESETS, score_batch
 from rewards.temporal import temporal_bonus
 
 
@@ -41,8 +41,8 @@ def test_perturbed_rows_rank_among_themselves_and_get_no_bonus():
     responses += [exact.format(v) for v in ("1.51", "1.52", "4.51", "4.52")]  # perturbed: inverted
     mos, ids = [4.5, 4.5, 1.5, 1.5] * 2, ["a", "a", "b", "b"] * 2
     variants = ["original"] * 4 + ["perturbed"] * 4
-    result = score_batch("vqathinker", responses, mos, ids, variants)
-    alone = score_batch("vqathinker", responses[4:], mos[4:], ids[4:])
+    result = score_batch(PRESETS["vqathinker"], responses, mos, ids, variants)
+    alone = score_batch(PRESETS["vqathinker"], responses[4:], mos[4:], ids[4:])
     assert np.array_equal(result.components["rank"][4:], alone.components["rank"])
     # originals win both means; every original has rank > 0.5 and regression > 0.9 -> 0.6
     assert result.components["temporal"].tolist() == [0.6] * 4 + [0.0] * 4

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rewards import score_batch
+from rewards import PRESETS, score_batch
 from rollout.distortions import IMAGE_DISTORTIONS, VIDEO_DISTORTIONS, synthetic_mos
 from rollout.template_teacher import quality_level, teacher_reasoning, template_reasoning
 
@@ -16,7 +16,7 @@ def test_template_responses_are_well_formed_and_self_consistent_under_the_q_pond
     texts = [template_reasoning(d, k, mos) for d, k, mos in rows]
     mos = np.array([m for _, _, m in rows])
     # one prompt per response (G = 1): format and consistency are per-response components
-    result = score_batch("q-ponder", texts, mos, [str(i) for i in range(len(texts))])
+    result = score_batch(PRESETS["q-ponder"], texts, mos, [str(i) for i in range(len(texts))])
     assert result.components["format"].min() == 1.0
     assert result.components["consistency"].min() == 1.0  # the stated level matches the score's band
     assert result.parse_failures == 0
@@ -43,7 +43,7 @@ def test_misreading_teacher_is_off_by_one_level_for_its_types_only_and_agrees_wi
     assert teacher_reasoning("misreading", "contrast", 5, 1.2).startswith("<think>severe contrast")
     rows = [(d, k) for d in IMAGE_DISTORTIONS + VIDEO_DISTORTIONS for k in range(1, 6)]
     texts = [teacher_reasoning("misreading", d, k, synthetic_mos(d, k)) for d, k in rows]
-    result = score_batch("q-ponder", texts, np.array([synthetic_mos(d, k) for d, k in rows]),
+    result = score_batch(PRESETS["q-ponder"], texts, np.array([synthetic_mos(d, k) for d, k in rows]),
                          [str(i) for i in range(len(texts))])
     assert result.components["consistency"].min() == 1.0 and result.parse_failures == 0
     with pytest.raises(ValueError, match="template teacher"):
