@@ -16,7 +16,8 @@ from ray.exceptions import RayActorError, RayError
 
 from cluster.ray_cluster import free_port
 from learners.config import LearnerConfig
-from learners.policy_trainer import MediaItem, PolicyTrainer, TrainSequence, merge_rank_metrics, shard_batch
+from learners.policy_trainer import PolicyTrainer, merge_rank_metrics, shard_batch
+from rollout.records import RolloutRequest, RolloutSample
 
 
 @ray.remote
@@ -118,19 +119,20 @@ class LearnerGroup:
     def _each(self, method: str, *args) -> list:
         return self._call(method, [args] * len(self.ranks))
 
-    def _step(self, method: str, sequences: list[TrainSequence], media: dict[str, MediaItem],
+    def _step(self, method: str, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
               off_policy: bool = False) -> dict:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
                              off_policy)
         return merge_rank_metrics(self._call(method, [(s,) for s in shards]))
 
-    def train_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem], off_policy: bool = False) -> dict:
+    def train_step(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
+                   off_policy: bool = False) -> dict:
         return self._step("train_step", sequences, media, off_policy)
 
-    def sft_step(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> dict:
+    def sft_step(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest]) -> dict:
         return self._step("sft_step", sequences, media)
 
-    def score(self, sequences: list[TrainSequence], media: dict[str, MediaItem]) -> list[list[float]]:
+    def score(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest]) -> list[list[float]]:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
         return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 

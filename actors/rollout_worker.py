@@ -26,7 +26,8 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.dispatch import dispatch
 from rollout.config import RolloutConfig
-from rollout.engine import RolloutEngine, RolloutRequest, RolloutSample
+from rollout.engine import RolloutEngine
+from rollout.records import RolloutRequest, RolloutSample
 
 ORPHAN_WATCH = """
 import os, signal, time

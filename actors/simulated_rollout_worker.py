@@ -10,7 +10,7 @@ import time
 
 import ray
 
-from rollout.engine import RolloutRequest, RolloutSample
+from rollout.records import RolloutRequest, RolloutSample
 
 
 @ray.remote(num_cpus=0)
@@ -25,8 +25,9 @@ class SimulatedRolloutWorker:
         tokens = overrides.get("max_tokens", self.max_tokens)
         time.sleep(len(requests) * n * tokens * self.seconds_per_token)
         self.chunks += 1
-        return [[RolloutSample(r.prompt_id, r.variant, j, [0], [1] * tokens, [-1.0] * tokens, "", "length",
-                               self.version) for j in range(n)] for r in requests]
+        return [[RolloutSample(r.prompt_id, [0], [1] * tokens, [-1.0] * tokens, finish_reason="length",
+                               policy_version=self.version, variant=r.variant, index=j) for j in range(n)]
+                for r in requests]
 
     def load_weights(self, blob, version: int) -> int:
         self.version = version

@@ -88,8 +88,8 @@ def grpo_batch(model_dir: Path, prompts: int, group: int, response: int):
     from transformers import AutoProcessor
 
     from learners.losses import group_advantages
-    from learners.policy_trainer import MediaItem, TrainSequence
-    from rollout.engine import RolloutRequest, vllm_input
+    from rollout.engine import vllm_input
+    from rollout.records import RolloutRequest, RolloutSample
 
     proc = AutoProcessor.from_pretrained(model_dir)
     rng = np.random.default_rng(0)
@@ -97,12 +97,12 @@ def grpo_batch(model_dir: Path, prompts: int, group: int, response: int):
     media, seqs = {}, []
     for k in range(prompts):
         image = rng.integers(0, 256, (IMAGE_SIDE, IMAGE_SIDE, 3), dtype=np.uint8)
-        text = vllm_input(RolloutRequest(f"p{k}", "image", image=image), proc)["prompt"]
+        media[f"p{k}"] = request = RolloutRequest(f"p{k}", "image", image=image)
+        text = vllm_input(request, proc)["prompt"]
         prompt = proc(text=[text], images=[image], return_tensors="pt")["input_ids"][0].tolist()
-        media[f"p{k}"] = MediaItem("image", image=image)
         for j in range(group):
             ids = rng.integers(20, len(proc.tokenizer) - 20, size=response).tolist()
-            seqs.append(TrainSequence(f"p{k}", prompt, ids, advantage=float(advantages[k * group + j])))
+            seqs.append(RolloutSample(f"p{k}", prompt, ids, advantage=float(advantages[k * group + j])))
     return seqs, media
 
 
@@ -112,8 +112,8 @@ def model_flops(model, cfg, seqs, media_tokens_per_image: int) -> float:
     vocab, hidden = text.embed_tokens.weight.shape
     text_params = sum(p.numel() for p in text.parameters()) - vocab * hidden
     vision_params = sum(p.numel() for p in model.model.visual.parameters())
-    tokens = sum(len(s.prompt_ids) + len(s.response_ids) for s in seqs)
-    responses = sum(len(s.response_ids) for s in seqs)
+    tokens = sum(len(s.prompt_token_ids) + len(s.token_ids) for s in seqs)
+    responses = sum(len(s.token_ids) for s in seqs)
     # spatial_merge 2x2: 4 patches per image token; each sequence's image is encoded with it (G times per prompt)
     patches = len(seqs) * media_tokens_per_image * 4
     return (6 * text_params * tokens + 6 * vocab * hidden * responses
@@ -153,12 +153,12 @@ def run_variant(args, name: str) -> dict:
         trainer = PolicyTrainer(str(model_dir), cfg)
     seqs, media = grpo_batch(model_dir, args.prompts, args.group, args.response)
     shard = shard_batch(seqs, media, 1, cfg.micro_batch_size, args.response)[0]
-    image_tokens = sum(t == model.config.image_token_id for t in seqs[0].prompt_ids)
+    image_tokens = sum(t == model.config.image_token_id for t in seqs[0].prompt_token_ids)
     row = {"config": VARIANTS[name], "params": sum(p.numel() for p in model.parameters()),
            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-           "sequences": len(seqs), "prompt_tokens": len(seqs[0].prompt_ids), "image_tokens": int(image_tokens),
+           "sequences": len(seqs), "prompt_tokens": len(seqs[0].prompt_token_ids), "image_tokens": int(image_tokens),
            "response_tokens": args.response, "micro_batches": shard.num_micro}
-    tokens = sum(len(s.prompt_ids) + len(s.response_ids) for s in seqs)
+    tokens = sum(len(s.prompt_token_ids) + len(s.token_ids) for s in seqs)
     times, losses = [], []
     for step in range(args.steps + 1):
         if step == 1 and on_gpu:

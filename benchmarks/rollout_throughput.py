@@ -54,7 +54,8 @@ def param_count(model_dir: Path) -> int:
 
 def make_requests(images: int, videos: int, frames: int, size: int, seed: int):
     """Fixed prompts: random pictures / clips; videos spread evenly through the batch (balanced chunks)."""
-    from rollout.engine import RolloutRequest, default_video_meta
+    from rollout.engine import default_video_meta
+    from rollout.records import RolloutRequest
 
     rng = np.random.default_rng(seed)
     reqs = [RolloutRequest(f"img{i}", "image", image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
@@ -166,7 +167,7 @@ def simulated(args) -> dict:
 
     from actors.rollout_worker import RolloutPool
     from actors.simulated_rollout_worker import SimulatedRolloutWorker
-    from rollout.engine import RolloutRequest
+    from rollout.records import RolloutRequest
 
     requests = [RolloutRequest(f"p{i}", "image", seed=i) for i in range(args.sim_prompts)]
     procs = min(max(args.simulate_workers), args.max_sim_processes)

@@ -252,7 +252,7 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     sample = next(ManifestReader(bench / "train.parquet", shuffle=False, options=media_options(cfg)).iter_epoch())
     request = media_request(sample.row.id, "image", sample.media, get_preset(PRESET), cfg)
-    prompt, media = prompt_token_ids(processor, request), media_tensors(processor, "image", request.image)
+    prompt, media = prompt_token_ids(processor, request), media_tensors(processor, request)
     rng = np.random.default_rng(args.seed)  # response content does not change the cost: ordinary BPE ids
     seqs = [scored_sequence(model.config, prompt, rng.integers(100, 1000, args.max_tokens).tolist(), media)
             for _ in range(args.micro_batch)]

@@ -24,6 +24,7 @@ Shapes: `tiny` (~2 MB of weights, fixed costs dominate), `small` (~18 MB) and `m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -79,7 +80,8 @@ def _reload_breakdown(worker, refs: list, version: int) -> dict:
 
 
 def requests(seed: int):
-    from rollout.engine import RolloutRequest, default_video_meta
+    from rollout.engine import default_video_meta
+    from rollout.records import RolloutRequest
 
     rng = np.random.default_rng(0)
     reqs = [RolloutRequest(f"img{i}", "image", image=rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
@@ -92,13 +94,8 @@ def requests(seed: int):
 
 
 def train_batch(groups, reqs):
-    from learners.policy_trainer import MediaItem, TrainSequence
-
-    media = {r.prompt_id: MediaItem(r.media_type, image=r.image, frames=r.frames, video_meta=r.video_meta)
-             for r in reqs}
-    seqs = [TrainSequence(s.prompt_id, s.prompt_token_ids, s.token_ids, advantage=1.0 if s.index == 0 else -1.0,
-                          rollout_logprobs=s.logprobs) for g in groups for s in g]
-    return seqs, media
+    seqs = [dataclasses.replace(s, advantage=1.0 if s.index == 0 else -1.0) for g in groups for s in g]
+    return seqs, {r.prompt_id: r for r in reqs}
 
 
 def logprob_diff(engine_lp: list[list[float]], learner_lp: list[list[float]]) -> tuple[float, float]:
@@ -124,7 +121,7 @@ def run_shape(args, shape: str) -> dict:
     # numerics baseline: engine vs learner on the SAME (initial) weights; then one real GRPO step
     reqs = requests(0)
     batch = train_batch(big.generate(reqs), reqs)
-    baseline = logprob_diff([s.rollout_logprobs for s in batch[0]], learner.score(*batch))
+    baseline = logprob_diff([s.logprobs for s in batch[0]], learner.score(*batch))
     metrics = learner.train_step(*batch)
 
     def export_put():

@@ -8,12 +8,11 @@ import dataclasses
 import numpy as np
 
 from cluster.config import QThinkConfig
-from learners.policy_trainer import MediaItem, TrainSequence
 from rewards import Preset
-from rollout.engine import RolloutRequest, RolloutSample
 from rollout.manifest import ManifestReader, Sample
 from rollout.multiframe import multiframe_view
 from rollout.perturbations import draw_perturbation, perturb
+from rollout.records import RolloutRequest
 
 
 def media_request(prompt_id: str, media_type: str, media, preset: Preset, cfg: QThinkConfig,
@@ -52,15 +51,6 @@ def rollout_batch(samples: list[Sample], step: int, temporal: bool, preset: Pres
     perturbed = [perturbed_copy(r, seed * 7919 + step * 131 + i) for i, r in enumerate(originals)
                  if temporal and r.media_type == "video"]
     return originals + perturbed
-
-
-def media_item(request: RolloutRequest) -> MediaItem:
-    return MediaItem(request.media_type, image=request.image, frames=request.frames, video_meta=request.video_meta)
-
-
-def train_sequences(samples: list[RolloutSample], advantages: np.ndarray) -> list[TrainSequence]:
-    return [TrainSequence(s.prompt_id, s.prompt_token_ids, s.token_ids, float(a), s.logprobs)
-            for s, a in zip(samples, advantages)]
 
 
 def next_samples(reader: ManifestReader, stream, count: int) -> list[Sample]:

@@ -8,6 +8,7 @@ PPO ratio then uses the engine's sampling log-probs as the behaviour policy.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,13 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cluster.batches import media_item, next_samples, rollout_batch, train_sequences
+from cluster.batches import next_samples, rollout_batch
 from learners.losses import group_advantages, zero_variance_groups
-from learners.policy_trainer import MediaItem, TrainSequence
 from rewards import BatchRewards
 from rewards.metrics import plcc, srcc
-from rollout.engine import RolloutRequest, RolloutSample
 from rollout.manifest import Sample
+from rollout.records import RolloutRequest, RolloutSample
 
 
 @dataclass
@@ -45,8 +45,8 @@ class RolloutBatch:
 
 @dataclass
 class TrainingBatch:
-    sequences: list[TrainSequence]
-    media: dict[str, MediaItem]
+    sequences: list[RolloutSample]  # the originals kept, each with its advantage
+    media: dict[str, RolloutRequest]
     rewards: np.ndarray  # total reward of every original response
     groups_kept: int
     staleness: int  # policy versions between the newest weights and the oldest response
@@ -102,9 +102,9 @@ def training_batch(batch: RolloutBatch, rewards: BatchRewards, group_size: int, 
     keep = np.ones(len(responses), dtype=bool)
     if filter_zero_variance:
         keep = np.repeat(~zero_variance_groups(total, group_size), group_size)
-    sequences = [seq for seq, k in zip(train_sequences(responses, group_advantages(total, group_size, advantage)), keep)
-                 if k]
-    media = {r.prompt_id: media_item(r) for r in batch.requests if r.variant == "original"}
+    advantages = group_advantages(total, group_size, advantage)
+    sequences = [dataclasses.replace(s, advantage=float(a)) for s, a, k in zip(responses, advantages, keep) if k]
+    media = {r.prompt_id: r for r in batch.requests if r.variant == "original"}
     staleness = version - min(s.policy_version for s in responses)
     return TrainingBatch(sequences, media, total, int(keep.sum() // group_size), staleness)
 

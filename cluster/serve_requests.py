@@ -27,9 +27,9 @@ from starlette.requests import Request
 from cluster.batches import media_request
 from cluster.config import QThinkConfig
 from rewards import Preset
-from rollout.engine import RolloutRequest
 from rollout.images import load_image
 from rollout.media import MediaError, MediaFailure
+from rollout.records import RolloutRequest
 from rollout.video import VideoClip, load_video
 
 

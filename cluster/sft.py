@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from cluster.batches import media_item, next_samples, prompt_token_ids, request_for, response_token_ids
-from learners.policy_trainer import TrainSequence
+from cluster.batches import next_samples, prompt_token_ids, request_for, response_token_ids
+from rollout.records import RolloutSample
 
 
 def sft_stage(run) -> None:
@@ -17,10 +17,10 @@ def sft_stage(run) -> None:
         t0 = time.perf_counter()
         samples = next_samples(run.sft_reader, run.sft_stream, cfg.train.sft_batch_size)
         requests = [request_for(s, None, run.preset, cfg) for s in samples]
-        sequences = [TrainSequence(r.prompt_id, prompt_token_ids(run.processor, r),
-                                   response_token_ids(run.processor.tokenizer, s.row.reasoning))
-                     for r, s in zip(requests, samples)]
-        metrics = run.learner.sft_step(sequences, {r.prompt_id: media_item(r) for r in requests})
+        targets = [RolloutSample(r.prompt_id, prompt_token_ids(run.processor, r),
+                                 response_token_ids(run.processor.tokenizer, s.row.reasoning), text=s.row.reasoning)
+                   for r, s in zip(requests, samples)]
+        metrics = run.learner.sft_step(targets, {r.prompt_id: r for r in requests})
         run.step += 1
         run.log.record_batch("sft", run.step, {"prompt_ids": [s.row.id for s in samples]})
         run.log.log("sft", run.step, {**metrics, "step_s": time.perf_counter() - t0,

@@ -16,38 +16,39 @@ import torch
 
 from learners.positions import mrope_positions, video_seconds_per_grid
 from rollout.engine import BANNED_LOGIT_BIAS, default_video_meta
+from rollout.records import RolloutRequest
 
 
 @dataclass
 class ScoredSequence:
     """A prompt (expanded ids) + one response, with the pixel tensors of its media and its positions."""
 
-    prompt_ids: list[int]
-    response_ids: list[int]
+    prompt_token_ids: list[int]
+    token_ids: list[int]
     media: dict  # output of media_tensors()
     positions: torch.Tensor  # [3, prompt + response] M-RoPE positions, as vLLM sampled with
 
 
-def scored_sequence(config, prompt_ids: list[int], response_ids: list[int], media: dict) -> ScoredSequence:
-    positions = mrope_positions(prompt_ids + response_ids, config, media.get("image_grid_thw"),
+def scored_sequence(config, prompt_token_ids: list[int], token_ids: list[int], media: dict) -> ScoredSequence:
+    positions = mrope_positions(prompt_token_ids + token_ids, config, media.get("image_grid_thw"),
                                 media.get("video_grid_thw"), media.get("second_per_grid_ts"))
-    return ScoredSequence(prompt_ids, response_ids, media, positions)
+    return ScoredSequence(prompt_token_ids, token_ids, media, positions)
 
 
-def media_tensors(processor, media_type: str, image=None, frames=None, video_meta=None) -> dict:
-    """Pixel tensors for one item, built by the model's own processor (same resize as vLLM uses); a video's
-    timing from the metadata the engine was given with its frames (the same default when there was none)."""
-    if media_type == "image":
-        return dict(processor.image_processor(images=[image], return_tensors="pt"))
-    if media_type == "images":
-        return dict(processor.image_processor(images=list(frames), return_tensors="pt"))
-    if media_type == "video":
+def media_tensors(processor, request: RolloutRequest) -> dict:
+    """Pixel tensors for one request's media, built by the model's own processor (same resize as vLLM uses);
+    a video's timing from the metadata the engine was given with its frames (its default when there was none)."""
+    if request.media_type == "image":
+        return dict(processor.image_processor(images=[request.image], return_tensors="pt"))
+    if request.media_type == "images":
+        return dict(processor.image_processor(images=list(request.frames), return_tensors="pt"))
+    if request.media_type == "video":
         vp = processor.video_processor
-        out = dict(vp(videos=[frames], do_sample_frames=False, return_tensors="pt"))
-        meta = video_meta or default_video_meta(len(frames))
+        out = dict(vp(videos=[request.frames], do_sample_frames=False, return_tensors="pt"))
+        meta = request.video_meta or default_video_meta(len(request.frames))
         out["second_per_grid_ts"] = torch.tensor([video_seconds_per_grid(vp.temporal_patch_size, meta)])
         return out
-    raise ValueError(f"unknown media_type {media_type!r}")
+    raise ValueError(f"unknown media_type {request.media_type!r}")
 
 
 def _collate_media(items: list[dict]) -> dict:
@@ -67,18 +68,18 @@ def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperatur
     [tokens x vocab] tensor waits for the backward.
     Returns lists of 1-D tensors (one per sequence, length = its response) so callers never see padding.
     """
-    lengths = [len(s.prompt_ids) + len(s.response_ids) for s in seqs]
+    lengths = [len(s.prompt_token_ids) + len(s.token_ids) for s in seqs]
     width = max(lengths)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     positions = torch.zeros((3, len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, : lengths[i]] = torch.tensor(s.prompt_ids + s.response_ids)
+        ids[i, : lengths[i]] = torch.tensor(s.prompt_token_ids + s.token_ids)
         mask[i, : lengths[i]] = 1
         positions[:, i, : lengths[i]] = s.positions
-    first = min(len(s.prompt_ids) for s in seqs) - 1  # the earliest position that predicts a response token
-    rows = torch.cat([torch.full((len(s.response_ids),), i) for i, s in enumerate(seqs)])
-    cols = torch.cat([torch.arange(len(s.prompt_ids) - 1, n - 1) for s, n in zip(seqs, lengths)])
+    first = min(len(s.prompt_token_ids) for s in seqs) - 1  # the earliest position that predicts a response token
+    rows = torch.cat([torch.full((len(s.token_ids),), i) for i, s in enumerate(seqs)])
+    cols = torch.cat([torch.arange(len(s.prompt_token_ids) - 1, n - 1) for s, n in zip(seqs, lengths)])
     device = next(model.parameters()).device
     media = {k: v.to(device) for k, v in _collate_media([s.media for s in seqs]).items()}
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
@@ -90,7 +91,7 @@ def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperatur
         picked = picked + bias
     step = torch.log_softmax(picked / temperature, dim=-1)
     logp = step.gather(-1, ids[rows, cols + 1].to(device)[:, None]).squeeze(-1)
-    sizes = [len(s.response_ids) for s in seqs]
+    sizes = [len(s.token_ids) for s in seqs]
     logps = list(logp.split(sizes))
     if not with_entropy:
         return logps

@@ -23,24 +23,8 @@ from learners.logprobs import ScoredSequence, media_tensors, scored_sequence, se
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss, truncated_is_weights
 from learners.weights import full_state_dict, gathered
 from rollout.engine import banned_token_ids
+from rollout.records import RolloutRequest, RolloutSample
 from rollout.safetensors_blob import safetensors_blob
-
-
-@dataclass
-class MediaItem:
-    media_type: str  # image | images | video
-    image: np.ndarray | None = None
-    frames: np.ndarray | None = None
-    video_meta: dict | None = None
-
-
-@dataclass
-class TrainSequence:
-    media_key: str
-    prompt_ids: list[int]
-    response_ids: list[int]
-    advantage: float = 0.0
-    rollout_logprobs: list[float] | None = None
 
 
 @dataclass
@@ -48,13 +32,13 @@ class TrainShard:
     """This rank's part of a global batch. `norm` holds global counts (tokens, seqs, max_tokens) so the
     loss normalisation does not depend on how the batch was split."""
 
-    sequences: list[TrainSequence]
-    media: dict[str, MediaItem]
+    sequences: list[RolloutSample]
+    media: dict[str, RolloutRequest]  # by prompt_id: the media each sequence's pixels are rebuilt from
     num_micro: int
     norm: dict = field(default_factory=dict)
     off_policy: bool = False  # responses from an older policy: the engine's log-probs are the behaviour policy
     # a stand-in sequence (its media in `media`) for a rank with no sequence of its own: it trains with weight 0
-    padding: list[TrainSequence] = field(default_factory=list)
+    padding: list[RolloutSample] = field(default_factory=list)
 
 
 class PolicyTrainer:
@@ -76,13 +60,12 @@ class PolicyTrainer:
         if self.ref is not None:
             self.ref.to(self.engine.device)
 
-    def _scored(self, shard: TrainShard, seqs: list[TrainSequence], cache: dict) -> list[ScoredSequence]:
+    def _scored(self, shard: TrainShard, seqs: list[RolloutSample], cache: dict) -> list[ScoredSequence]:
         for s in seqs:
-            if s.media_key not in cache:
-                m = shard.media[s.media_key]
-                cache[s.media_key] = media_tensors(self.processor, m.media_type, m.image, m.frames, m.video_meta)
+            if s.prompt_id not in cache:
+                cache[s.prompt_id] = media_tensors(self.processor, shard.media[s.prompt_id])
         config = self.engine.module.config
-        return [scored_sequence(config, s.prompt_ids, s.response_ids, cache[s.media_key]) for s in seqs]
+        return [scored_sequence(config, s.prompt_token_ids, s.token_ids, cache[s.prompt_id]) for s in seqs]
 
     def _logprobs(self, model, scored: list[ScoredSequence], with_entropy: bool = False, temperature=None):
         sampling = self.sampling if temperature is None else {**self.sampling, "temperature": temperature}
@@ -121,7 +104,7 @@ class PolicyTrainer:
             logps, ents = self._logprobs(self.engine, scored, with_entropy=True)
             logp, mask = pad_stack(logps)
             adv = torch.tensor([s.advantage for s in seqs], dtype=logp.dtype, device=logp.device)
-            rollout = pad_stack([torch.tensor(s.rollout_logprobs or [0.0] * len(s.response_ids), device=logp.device,
+            rollout = pad_stack([torch.tensor(s.logprobs or [0.0] * len(s.token_ids), device=logp.device,
                                               dtype=logp.dtype) for s in seqs])[0]
             old = rollout if shard.off_policy else logp.detach()
             per_token, clipped = clipped_policy_loss(logp, old, adv, cfg.clip_low, cfg.clip_high, cfg.dual_clip)
@@ -148,9 +131,9 @@ class PolicyTrainer:
             sums["clipped"] += float((clipped & mask).sum())
             sums["tokens"] += float(mask.sum())
             for s, lp in zip(seqs, logps):
-                if s.rollout_logprobs:
-                    sums["gap"] += float(np.abs(np.asarray(s.rollout_logprobs) - lp.detach().cpu().numpy()).sum())
-                    sums["gap_tokens"] += len(s.rollout_logprobs)
+                if s.logprobs:
+                    sums["gap"] += float(np.abs(np.asarray(s.logprobs) - lp.detach().cpu().numpy()).sum())
+                    sums["gap_tokens"] += len(s.logprobs)
         sums["grad_norm"] = float(self.engine.get_global_grad_norm() or 0.0)
         return sums
 
@@ -236,20 +219,19 @@ class PolicyTrainer:
         random.setstate(rng["python"])
 
 
-def shard_batch(sequences: list[TrainSequence], media: dict[str, MediaItem], world_size: int,
+def shard_batch(sequences: list[RolloutSample], media: dict[str, RolloutRequest], world_size: int,
                 micro_batch_size: int, max_tokens: int, off_policy: bool = False) -> list[TrainShard]:
     """Contiguous, balanced shards (a group's sequences stay together, its media is sent once) with the
     same micro-batch count on every rank and the global normalisers of the loss."""
-    norm = {"tokens": max(1, sum(len(s.response_ids) for s in sequences)), "seqs": max(1, len(sequences)),
+    norm = {"tokens": max(1, sum(len(s.token_ids) for s in sequences)), "seqs": max(1, len(sequences)),
             "max_tokens": max_tokens}
     parts = np.array_split(np.arange(len(sequences)), world_size)
     num_micro = max(1, max(-(-len(p) // micro_batch_size) for p in parts))
     shards = []
     for idx in parts:
         seqs = [sequences[i] for i in idx]
-        keys = {s.media_key for s in seqs}
         padding = [] if seqs or not sequences else sequences[:1]
-        keys |= {s.media_key for s in padding}
+        keys = {s.prompt_id for s in seqs + padding}
         shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy, padding))
     return shards
 

@@ -14,49 +14,13 @@ cache kills the engine on the next image ("Encoder cache miss").
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
-import numpy as np
 
 from rollout.config import RolloutConfig
 from rollout.prompts import quality_messages
+from rollout.records import RolloutRequest, RolloutSample
 
 BANNED_TOKENS = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>")
 BANNED_LOGIT_BIAS = -100.0
-
-
-@dataclass
-class RolloutRequest:
-    """One prompt to sample G responses for. `variant` marks VQAThinker's perturbed copies."""
-
-    prompt_id: str
-    media_type: str  # image | video | images (several pictures: PreResQ-R1's multi-frame view)
-    image: np.ndarray | None = None  # [H, W, 3] uint8
-    frames: np.ndarray | list | None = None  # video [T, H, W, 3] uint8, or a list of [H, W, 3] pictures (images)
-    video_meta: dict | None = None
-    question: str | None = None
-    variant: str = "original"
-    seed: int | None = None
-    system_prompt: bool = True
-
-
-@dataclass
-class RolloutSample:
-    """One sampled response and everything the learner and the rewards need about it."""
-
-    prompt_id: str
-    variant: str
-    index: int  # position inside the group of G
-    prompt_token_ids: list[int]
-    token_ids: list[int]
-    logprobs: list[float]  # logprob of each sampled token under the policy that sampled it
-    text: str
-    finish_reason: str
-    policy_version: int
-
-    @property
-    def prompt_tokens(self) -> int:
-        return len(self.prompt_token_ids)
 
 
 def vllm_input(request: RolloutRequest, processor) -> dict:

@@ -38,7 +38,7 @@ def test_two_ranks_zero2_equal_one_rank_on_the_whole_batch_and_zero3_gathers_the
     # The global gradient norm sees any normalisation error across ranks/micro-batches (Adam would hide it).
     assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
-    assert one["response_tokens"] == two["response_tokens"] == sum(len(s.response_ids) for s in seqs)
+    assert one["response_tokens"] == two["response_tokens"] == sum(len(s.token_ids) for s in seqs)
     original = load(open(f"{tiny_model_dir}/model.safetensors", "rb").read())
     assert set(w1) == set(original)  # exported in checkpoint names, as save_pretrained writes them
     moved = 0
@@ -120,7 +120,7 @@ def test_a_rank_with_no_sequence_of_its_own_trains_a_stand_in_at_weight_zero_and
         s1, one, w1 = score_step_weights(1, batch)
         s2, two, w2 = score_step_weights(2, batch)
         assert len(s2) == len(batch) and all(a == pytest.approx(b, abs=1e-6) for a, b in zip(s2, s1))
-        assert two["response_tokens"] == one["response_tokens"] == sum(len(s.response_ids) for s in batch)
+        assert two["response_tokens"] == one["response_tokens"] == sum(len(s.token_ids) for s in batch)
         assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
         assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
         assert two["kl"] == pytest.approx(one["kl"], rel=1e-4, abs=1e-9)
@@ -138,7 +138,7 @@ def test_truncated_importance_sampling_weights_each_token_by_the_capped_learner_
         ray.kill(r)
 
     def loss_with_engine_logprobs(shift):  # the engine's log-probs = the learner's + shift
-        batch = [dataclasses.replace(s, rollout_logprobs=[x + shift for x in lp]) for s, lp in zip(seqs, own)]
+        batch = [dataclasses.replace(s, logprobs=[x + shift for x in lp]) for s, lp in zip(seqs, own)]
         group = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
         metrics = group.train_step(batch, media)
         for r in group.ranks:

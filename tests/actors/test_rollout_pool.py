@@ -9,7 +9,7 @@ import ray
 from actors.dispatch import PoisonTaskError
 from actors.rollout_worker import RolloutPool, WeightSyncError
 from actors.simulated_rollout_worker import SimulatedRolloutWorker
-from rollout.engine import RolloutRequest, RolloutSample
+from rollout.records import RolloutRequest, RolloutSample
 
 
 def _requests(k):
@@ -62,7 +62,7 @@ class FaultyWorker:
         if self.marker and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             time.sleep(3600)
-        return [[RolloutSample(r.prompt_id, r.variant, 0, [0], [1], [-1.0], "", "length", 0)] for r in requests]
+        return [[RolloutSample(r.prompt_id, [0], [1], [-1.0], variant=r.variant)] for r in requests]
 
     def load_weights(self, blob, version):
         return 0

@@ -10,7 +10,7 @@ import ray
 
 from actors.rollout_worker import RolloutPool, RolloutWorker
 from rollout.config import RolloutConfig
-from rollout.engine import RolloutRequest
+from rollout.records import RolloutRequest
 
 pytestmark = pytest.mark.slow
 

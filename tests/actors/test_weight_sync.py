@@ -1,6 +1,8 @@
 """THE system check: after a learner step and a broadcast, the rollout engine samples from the learner's
 new policy: its logprobs for the sequences it samples equal the learner's for the same sequences (slow)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import ray
@@ -8,8 +10,7 @@ import ray
 from actors.learner import LearnerGroup
 from actors.rollout_worker import RolloutPool, RolloutWorker
 from cluster.config import LearnerConfig, RolloutConfig
-from learners.policy_trainer import MediaItem, TrainSequence
-from rollout.engine import RolloutRequest
+from rollout.records import RolloutRequest
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +22,8 @@ def _requests(seed):
 
 
 def _train_batch(groups, requests):
-    media = {r.prompt_id: MediaItem("image", image=r.image) for r in requests}
-    seqs = [TrainSequence(s.prompt_id, s.prompt_token_ids, s.token_ids, advantage=1.0 if s.index == 0 else -1.0,
-                          rollout_logprobs=s.logprobs) for g in groups for s in g]
-    return seqs, media
+    seqs = [dataclasses.replace(s, advantage=1.0 if s.index == 0 else -1.0) for g in groups for s in g]
+    return seqs, {r.prompt_id: r for r in requests}
 
 
 def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_local, tiny_model_dir):

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from cluster.batches import rollout_batch, train_sequences
+from cluster.batches import rollout_batch
 from cluster.config import load_config
 from rewards import PRESETS
 from rollout.manifest import ManifestRow, Sample
@@ -37,12 +37,3 @@ def test_preset_decides_the_question_and_multiframe_shows_a_grid_plus_local_fram
     assert "five aspects" in iqa[0].question
     short = rollout_batch(_samples(), 0, False, PRESETS["qthink"], load_config(None, ["data.prompt_style=short"]))
     assert not short[0].system_prompt and len(short[0].question) < 120
-
-
-def test_train_sequences_carry_advantage_and_engine_logprobs():
-    from rollout.engine import RolloutSample
-
-    s = RolloutSample("i0", "original", 0, [1, 2], [3, 4], [-0.5, -0.25], "t", "stop", 2)
-    (seq,) = train_sequences([s], np.array([1.5]))
-    assert (seq.media_key, seq.prompt_ids, seq.response_ids, seq.advantage, seq.rollout_logprobs) == (
-        "i0", [1, 2], [3, 4], 1.5, [-0.5, -0.25])

@@ -7,8 +7,8 @@ from PIL import Image
 from cluster.config import load_config
 from cluster.evaluation import evaluate
 from rewards import PRESETS
-from rollout.engine import RolloutSample
 from rollout.manifest import ManifestRow, write_manifest
+from rollout.records import RolloutSample
 
 ANSWERS = ["<think>ok</think><answer>4.00</answer>", "<think>ok</think><answer>9</answer>", "no answer"]
 
@@ -21,7 +21,7 @@ class AnsweringPool:
 
     def generate(self, requests, n=None, **overrides):
         self.calls.append((n, overrides))
-        return [[RolloutSample(r.prompt_id, r.variant, j, [0], [1], [-1.0], ANSWERS[j % len(ANSWERS)], "stop", 0)
+        return [[RolloutSample(r.prompt_id, [0], [1], [-1.0], ANSWERS[j % len(ANSWERS)], variant=r.variant, index=j)
                  for j in range(n)] for r in requests]
 
 

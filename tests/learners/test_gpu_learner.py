@@ -47,8 +47,7 @@ def _batch(model_dir, seed=0, rollout_logprob=None):
                       rollout_logprob=rollout_logprob)
 
 def _scored(proc, seqs, media, config):
-    return [scored_sequence(config, s.prompt_ids, s.response_ids,
-                            media_tensors(proc, "image", media[s.media_key].image))
+    return [scored_sequence(config, s.prompt_token_ids, s.token_ids, media_tensors(proc, media[s.prompt_id]))
             for s in seqs]
 
 
@@ -85,7 +84,7 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     out = {"device": next(trainer.engine.module.parameters()).device.type,
            "ref_device": next(trainer.ref.parameters()).device.type, "before": trainer.score(shard),
            "metrics": trainer.train_step(shard), "after": trainer.score(shard),
-           "tokens": sum(len(s.response_ids) for s in seqs)}
+           "tokens": sum(len(s.token_ids) for s in seqs)}
     synced_dir = tmp_path / f"synced-zero{zero_stage}"
     shutil.copytree(model_dir, synced_dir)
     (synced_dir / "model.safetensors").write_bytes(trainer.weights_blob())
@@ -140,4 +139,4 @@ def test_grpo_step_with_the_engines_rollout_logprobs_on_cuda(nccl, tiny_model_di
     cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=2, dtype="bf16", lr=1e-3, beta=0.0, micro_batch_size=4)
     trainer = PolicyTrainer(str(tiny_model_dir), cfg)
     metrics = trainer.train_step(shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0])
-    assert metrics["gap_tokens"] == sum(len(s.response_ids) for s in seqs)
+    assert metrics["gap_tokens"] == sum(len(s.token_ids) for s in seqs)

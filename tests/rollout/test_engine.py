@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rollout.config import RolloutConfig
-from rollout.engine import BANNED_TOKENS, RolloutEngine, RolloutRequest, default_video_meta
+from rollout.engine import BANNED_TOKENS, RolloutEngine, default_video_meta
+from rollout.records import RolloutRequest
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ def test_g_responses_per_image_and_video_with_perturbed_variant_in_one_call(engi
             assert s.policy_version == 0
             assert all(lp <= 0 for lp in s.logprobs)
             assert not banned & set(s.token_ids)  # trap 1: pads are never sampled
-    assert groups[0][0].prompt_tokens != groups[1][0].prompt_tokens  # 16 image vs 32 video pads
+    assert len(groups[0][0].prompt_token_ids) != len(groups[1][0].prompt_token_ids)  # 16 image vs 32 video pads
 
 
 def test_many_seeded_requests_beyond_one_batch_budget_do_not_kill_the_engine(engine):
@@ -101,7 +102,7 @@ def test_learner_positions_equal_vllms_integer_for_integer(engine, which):
 
     request = next(r for r in _fidelity_requests() if r.prompt_id == which)
     ids, expected = _vllm_positions(engine, request)
-    media = media_tensors(engine.processor, request.media_type, request.image, request.frames, request.video_meta)
+    media = media_tensors(engine.processor, request)
     ours = scored_sequence(engine.llm.llm_engine.model_config.hf_config, ids, [], media).positions
     assert torch.equal(ours, expected.long())
     assert ours[0].max() < len(ids) - 1  # really 3-D: the grid packs media tokens into fewer positions
@@ -124,8 +125,7 @@ def _transformers_logprobs(model_dir, request, samples, temperature=1.0):
         images = [request.image] if request.media_type == "image" else list(request.frames)
         ids = proc(text=[text], images=images, return_tensors="pt")["input_ids"][0].tolist()
     assert ids == samples[0].prompt_token_ids
-    media = media_tensors(proc, request.media_type, image=request.image, frames=request.frames,
-                          video_meta=request.video_meta)
+    media = media_tensors(proc, request)
     seqs = [scored_sequence(model.config, s.prompt_token_ids, s.token_ids, media) for s in samples]
     with torch.no_grad():
         return sequence_logprobs(model, seqs, proc.tokenizer.pad_token_id, temperature,
