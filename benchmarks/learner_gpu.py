@@ -3,7 +3,7 @@ and the weight export every sync starts with.
 
 What runs is the project's learner: `PolicyTrainer` (its engine from `build_engine`: DeepSpeed ZeRO-2,
 bf16, torch AdamW), `train_step` (micro-batched GRPO loss through `sequence_logprobs`) and `weights_blob`
-(the safetensors blob the CPU sync path puts in the object store). The model is `rollout/tiny_model.py`'s
+(the safetensors blob the CPU sync path puts in the object store). The model is `rollout/demo/tiny_model.py`'s
 `3b` shape (Qwen2.5-VL-3B-Instruct's published config: 36 x 2048 text layers, 151,936 vocab, tied
 embeddings, a 32-block 1280-wide vision tower) with random weights, built in bf16 directly on the GPU:
 writing and re-reading 7.5 GB of random weights would time the disk, so `from_pretrained` hands the trainer
@@ -70,7 +70,7 @@ def build_model(shape: str, out: Path):
         Qwen2VLVideoProcessor,
     )
 
-    from rollout.tiny_model import CHAT_TEMPLATE, SHAPES, build_config, build_tokenizer
+    from rollout.demo.tiny_model import CHAT_TEMPLATE, SHAPES, build_config, build_tokenizer
 
     tokenizer = build_tokenizer(SHAPES[shape]["vocab"])
     config = build_config(shape, tokenizer)

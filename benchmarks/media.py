@@ -20,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.machine import machine, median_seconds, write_result
+from rollout.demo.synthetic import load_picture, random_crop
+from rollout.demo.synthetic_video import render_pan
 from rollout.images import load_image
 from rollout.perturbations import TemporalPerturbation, perturb
-from rollout.synthetic import load_picture, random_crop
-from rollout.synthetic_video import render_pan
 from rollout.video import encode_video, load_video
 
 RESULTS = Path(__file__).parent / "results" / "media.json"

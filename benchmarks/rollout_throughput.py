@@ -259,7 +259,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     p.add_argument("--simulate-workers", type=int, nargs="*", default=[8, 64, 256])
-    p.add_argument("--shape", default="tiny", help="rollout.tiny_model shape (tiny | small | 3b)")
+    p.add_argument("--shape", default="tiny", help="rollout.demo.tiny_model shape (tiny | small | 3b)")
     p.add_argument("--model-dir", default="", help="a model dir to use instead of building --shape")
     p.add_argument("--n", type=int, default=8, help="G: samples per prompt")
     p.add_argument("--max-tokens", type=int, default=128)
@@ -283,7 +283,7 @@ def main():
 
     from cluster.config import ClusterConfig, RolloutConfig
     from cluster.ray_cluster import LOCAL_SYSTEM_CONFIG, init_ray
-    from rollout.tiny_model import ensure_tiny_model
+    from rollout.demo.tiny_model import ensure_tiny_model
 
     load_start = os.getloadavg()
     model_dir = Path(args.model_dir) if args.model_dir else ensure_tiny_model(

@@ -218,7 +218,7 @@ def main() -> None:
 
     from cluster.config import ClusterConfig, QThinkConfig, RolloutConfig, ServeConfig
     from cluster.serve import start
-    from rollout.tiny_model import ensure_tiny_model
+    from rollout.demo.tiny_model import ensure_tiny_model
 
     model_dir = args.model or str(ensure_tiny_model(Path(tempfile.gettempdir()) / "qthink-serve-load-tiny"))
     port = free_port()

@@ -1,8 +1,8 @@
 """GRPO step time: qthink vs TRL's GRPOTrainer (the stack the papers trained with), side by side.
 
 Both sides get the same workload (docs/design.md "Performance targets": qthink <= 0.5x TRL's step time):
-the same random-weight Qwen2.5-VL (`rollout.tiny_model` shape), the same synthetic training images
-(`rollout.synthetic`, images only: TRL's trainer takes no video), the same prompt (qthink's own
+the same random-weight Qwen2.5-VL (`rollout.demo.tiny_model` shape), the same synthetic training images
+(`rollout.demo.synthetic`, images only: TRL's trainer takes no video), the same prompt (qthink's own
 `quality_messages` + the `visualquality-r1` question, R1 system prompt), the same B prompts x G samples,
 max new tokens, temperature 1, the same banned pad tokens, lr, beta 0 (no reference model), fp32, one
 optimizer step per batch, seq-mean-token-mean loss, micro-batches of the same size, and the same reward:
@@ -289,7 +289,7 @@ def timed_run(call) -> dict:
 def main():
     use_local_env()  # before torch starts, here and in the processes this one starts
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", nargs="+", default=["tiny"], help="rollout.tiny_model shapes (tiny | small)")
+    p.add_argument("--shapes", nargs="+", default=["tiny"], help="rollout.demo.tiny_model shapes (tiny | small)")
     p.add_argument("--steps", type=int, default=10, help="timed steps after the warm-up")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--prompts", type=int, default=8, help="B: prompts per step")
@@ -309,8 +309,8 @@ def main():
     if args.trl_worker:
         return run_trl(args)
 
-    from rollout.synthetic import build_synthetic_benchmark
-    from rollout.tiny_model import ensure_tiny_model
+    from rollout.demo.synthetic import build_synthetic_benchmark
+    from rollout.demo.tiny_model import ensure_tiny_model
 
     root = Path(os.environ.get("QTHINK_BENCH_DIR", "/tmp/qthink-bench"))
     bench = root / "vs-trl-synthetic"

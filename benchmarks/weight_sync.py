@@ -109,7 +109,7 @@ def run_shape(args, shape: str) -> dict:
     from actors.rollout_worker import RolloutPool
     from cluster.config import LearnerConfig, QThinkConfig, RolloutConfig
     from cluster.placement import rollout_pool
-    from rollout.tiny_model import ensure_tiny_model
+    from rollout.demo.tiny_model import ensure_tiny_model
 
     model_dir = str(ensure_tiny_model(
         Path(os.environ.get("QTHINK_BENCH_DIR", "/tmp/qthink-bench")) / f"model-{shape}", 0, shape))
@@ -217,7 +217,7 @@ def main():
 
     from cluster.config import ClusterConfig
     from cluster.ray_cluster import init_ray
-    from rollout.tiny_model import SHAPES
+    from rollout.demo.tiny_model import SHAPES
 
     SHAPES.setdefault("medium", MEDIUM)
     load_start = os.getloadavg()

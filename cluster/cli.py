@@ -14,13 +14,13 @@ from rewards import DEFAULT_PRESET, PRESETS
 
 def _make_tiny_model(args) -> int:
     if args.vision_pretrain_steps:
-        from learners.vision_pretrain import ensure_pretrained_tiny
+        from rollout.demo.vision_pretrain import ensure_pretrained_tiny
 
         out = ensure_pretrained_tiny(args.out, args.seed, args.shape, args.vision_pretrain_steps, args.data_seed)
         print(f"wrote {args.shape} Qwen2.5-VL (seed {args.seed}), vision tower pre-trained "
               f"{args.vision_pretrain_steps} steps (curve: {out / 'vision_pretrain.json'}), to {out}")
         return 0
-    from rollout.tiny_model import make_tiny_model
+    from rollout.demo.tiny_model import make_tiny_model
 
     out = make_tiny_model(args.out, seed=args.seed, shape=args.shape)
     print(f"wrote {args.shape} Qwen2.5-VL (seed {args.seed}) to {out}")
@@ -41,7 +41,7 @@ def _data_import(args) -> int:
 
 
 def _data_synth(args) -> int:
-    from rollout.synthetic import build_synthetic_benchmark
+    from rollout.demo.synthetic import build_synthetic_benchmark
 
     b = build_synthetic_benchmark(args.out, images=args.images, videos=args.videos, seed=args.seed,
                                   image_size=args.size, video_size=args.size)
@@ -94,12 +94,13 @@ def _eval(args) -> int:
 
 
 def _distill(args) -> int:
-    from cluster.distill import teacher_distill, template_distill
+    from cluster.distill import teacher_distill
+    from rollout.demo.template_teacher import template_distill
 
     cfg = load_config(args.config, args.overrides, model_dir=None if args.teacher == "template" else args.teacher)
     check_inputs("" if args.teacher == "template" else args.teacher, [args.data])
     if args.teacher == "template":
-        stats = template_distill(args.data, args.out, cfg.data.template_teacher)
+        stats = template_distill(args.data, args.out, cfg.demo.teacher)
     else:
         stats = teacher_distill(args.teacher, args.data, args.out, cfg, tolerance=args.tolerance,
                                 samples=args.samples)
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="SFT reasoning data from a teacher (kept when its score is near the MOS)")
     p.add_argument("--teacher", required=True, help="teacher model dir, or 'template' for the synthetic set "
-                   "(data.template_teacher=misreading|exact picks which)")
+                   "(demo.teacher=misreading|exact picks which)")
     p.add_argument("--data", required=True, help="input manifest")
     p.add_argument("--out", required=True, help="output manifest with a reasoning column")
     p.add_argument("--tolerance", type=float, default=0.5)

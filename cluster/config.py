@@ -19,6 +19,7 @@ import yaml
 
 from learners.config import Dtype, LearnerConfig
 from rollout.config import RolloutConfig
+from rollout.demo.config import DemoConfig
 
 
 class ConfigError(ValueError):
@@ -31,31 +32,18 @@ ENGINE_DTYPE = {"fp32": "float32", "bf16": "bfloat16"}  # vLLM's and torch's nam
 
 @dataclass
 class ModelConfig:
-    # HF model dir (Qwen2.5-VL family). Empty: the embedded tiny model, built on first use under
-    # tiny_dir/<size>-seed<seed>.
+    # HF model dir (Qwen2.5-VL family). Empty: the demo's tiny model (the `demo:` section, rollout/demo).
     path: str = ""
-    tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
-    tiny_size: typing.Literal["tiny", "small", "3b"] = "tiny"
-    tiny_seed: int = 0
-    # > 0: the tiny model's vision tower is first pre-trained this many steps on distortion-ranked pairs of
-    # the synthetic training pictures (learners/vision_pretrain.py), the demo's stand-in for a pretrained VLM
-    tiny_vision_pretrain_steps: int = 0
     dtype: Dtype = "fp32"
 
 
 @dataclass
 class DataConfig:
-    # Parquet manifests (rollout/manifest.py). Empty train/sft: the embedded synthetic benchmark, with SFT
-    # reasoning from the template teacher (`qthink distill --teacher template`).
+    # Parquet manifests (rollout/manifest.py). Empty train: the demo's synthetic benchmark, with SFT
+    # reasoning from its template teacher (the `demo:` section, rollout/demo).
     train: str = ""
     sft: str = ""  # rows must carry `reasoning` (the SFT target)
     test: list[str] = field(default_factory=list)
-    synthetic_dir: str = "~/.cache/qthink/synthetic"
-    synthetic_images: int = 540
-    synthetic_videos: int = 90
-    synthetic_sft_images: int = 0  # > 0: that many more training-picture images in the demo's SFT rows
-    # the demo's SFT teacher (rollout/template_teacher.py)
-    template_teacher: typing.Literal["misreading", "exact"] = "misreading"
     num_frames: int = 6  # frames sampled per video (VQAThinker trains with 6, tests with 12)
     max_pixels: int = 112 * 112  # images and frames are resized below this before the processor
     # frames: the video as frames; multiframe: PreResQ-R1's tiled global view + single local frames
@@ -148,6 +136,7 @@ class QThinkConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 def _coerce(value, annotation, key: str):

@@ -2,38 +2,18 @@
 only responses whose score lands within a tolerance of the MOS are kept.
 
 The teacher is a VLM served by the rollout workers with an expert prompt, or, for the synthetic demo,
-the template teacher (rollout/template_teacher.py), which writes reasoning from the known distortion.
+the template teacher (`rollout.demo.template_teacher.template_distill`), which writes reasoning from the
+known distortion.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 
-from rollout.manifest import ManifestFile, ManifestRow, write_manifest
-from rollout.template_teacher import teacher_reasoning
-
-
-def _relocated(manifest: ManifestFile, index: int, row: ManifestRow, out_dir: Path) -> ManifestRow:
-    """The same row, its media reachable from the output manifest's folder."""
-    if row.uri is None:
-        return dataclasses.replace(row, media_bytes=manifest.media_source(index))
-    source = row.uri if os.path.isabs(row.uri) else str(manifest.folder / row.uri)
-    return dataclasses.replace(row, uri=os.path.relpath(source, out_dir))
-
-
-def template_distill(in_path: str | Path, out_path: str | Path, teacher: str = "misreading") -> dict:
-    """Every row kept: the misreading teacher's error is systematic, a tolerance filter would only drop
-    whole distortion types."""
-    manifest, out_dir = ManifestFile(in_path), Path(out_path).resolve().parent
-    rows = [dataclasses.replace(_relocated(manifest, i, r, out_dir),
-                                reasoning=teacher_reasoning(teacher, r.distortion, r.severity, r.mos, r.media_type))
-            for i, r in enumerate(manifest.rows)]
-    write_manifest(rows, out_path)
-    return {"rows": len(rows), "kept": len(rows), "teacher": f"template, {teacher} (synthetic distortion labels)"}
+from rollout.manifest import write_manifest
 
 
 def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path, cfg, tolerance: float = 0.5,
@@ -65,7 +45,7 @@ def teacher_distill(teacher_dir: str, in_path: str | Path, out_path: str | Path,
             parsed = preset.parse([g.text for g in group])
             close = (~parsed.failed) & (np.abs(parsed.pred - sample.row.mos) <= tolerance)
             if close.any():
-                row = _relocated(manifest, index[sample.row.id], sample.row, out_dir)
+                row = manifest.relocated_row(index[sample.row.id], out_dir)
                 kept.append(dataclasses.replace(row, reasoning=group[int(np.argmax(close))].text))
             else:
                 dropped += 1

@@ -24,53 +24,18 @@ from rewards import get_preset
 from rollout.manifest import ManifestReader
 
 
-def prepare_embedded_defaults(cfg: QThinkConfig) -> QThinkConfig:
-    """Fill in the tiny model and the synthetic benchmark (+ template-teacher SFT data) where unset."""
-    from rollout.tiny_model import ensure_tiny_model
+def with_demo_inputs(cfg: QThinkConfig) -> QThinkConfig:
+    """The embedded demo's tiny model and synthetic data (rollout/demo) where the run names none."""
+    if cfg.model.path and cfg.data.train:
+        return cfg
+    from rollout.demo.prepare import prepare_demo
 
-    model, data = cfg.model, cfg.data
-    if not model.path:
-        # one folder per (shape, seed): switching shapes must not rebuild, or race on, one shared folder
-        folder = Path(model.tiny_dir).expanduser() / f"{model.tiny_size}-seed{model.tiny_seed}"
-        steps = model.tiny_vision_pretrain_steps
-        if steps:
-            from learners.vision_pretrain import ensure_pretrained_tiny
-
-            path = ensure_pretrained_tiny(f"{folder}-rank{steps}-data{cfg.train.seed}", model.tiny_seed,
-                                          model.tiny_size, steps, cfg.train.seed, progress=cfg.logging.progress_bar)
-        else:
-            path = ensure_tiny_model(folder, model.tiny_seed, model.tiny_size)
-        model = dataclasses.replace(model, path=str(path))
-    if not data.train:
-        from cluster.distill import template_distill
-        from rollout.synthetic import build_synthetic_benchmark
-
-        root = (Path(data.synthetic_dir).expanduser()
-                / f"seed{cfg.train.seed}-{data.synthetic_images}x{data.synthetic_videos}")
-        if not (root / "test.parquet").exists():
-            build_synthetic_benchmark(root, images=data.synthetic_images, videos=data.synthetic_videos,
-                                      seed=cfg.train.seed)
-        teacher = data.template_teacher
-        tag = "" if teacher == "exact" else f"-{teacher}"  # the exact teacher's files keep their first names
-        sft = root / f"train_sft{tag}.parquet"
-        if not sft.exists():
-            template_distill(root / "train.parquet", sft, teacher)
-        if data.synthetic_sft_images:
-            from rollout.manifest import ManifestFile, write_manifest
-            from rollout.synthetic import build_sft_images
-
-            count = data.synthetic_sft_images
-            plus, extra_sft = root / f"train_sft{tag}_plus{count}.parquet", root / f"sft{count}{tag}.parquet"
-            if not plus.exists():
-                images = root / f"sft{count}" / "manifest.parquet"  # written last: there = complete
-                if not images.exists():
-                    build_sft_images(root / f"sft{count}", count, cfg.train.seed)
-                template_distill(images, extra_sft, teacher)
-                write_manifest(ManifestFile(sft).rows + ManifestFile(extra_sft).rows, plus)
-            sft = plus
-        data = dataclasses.replace(data, train=str(root / "train.parquet"), sft=data.sft or str(sft),
-                                   test=data.test or [str(root / "test.parquet")])
-    return dataclasses.replace(cfg, model=model, data=data)
+    built = prepare_demo(cfg.demo, cfg.train.seed, model=not cfg.model.path, data=not cfg.data.train,
+                         progress=cfg.logging.progress_bar)
+    data = cfg.data if cfg.data.train else dataclasses.replace(
+        cfg.data, train=built.train, sft=cfg.data.sft or built.sft, test=cfg.data.test or [built.test])
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=cfg.model.path or built.model),
+                               data=data)
 
 
 class Run:
@@ -161,7 +126,7 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     from cluster.sft import sft_stage
 
     check_train_config(cfg)
-    cfg = prepare_embedded_defaults(cfg)
+    cfg = with_demo_inputs(cfg)
     run = Run(cfg, resume)
     stages = cfg.train.stages
     if "untrained" not in run.evals and run.global_step == 0:

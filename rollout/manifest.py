@@ -27,6 +27,7 @@ media one row group at a time, so a manifest with inline videos streams instead 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,6 +167,15 @@ class ManifestFile:
             blobs = self._file.read_row_group(group, columns=["media_bytes"]).column(0).to_pylist()
             self._cached_group = (group, blobs)
         return self._cached_group[1][index - self._group_starts[group]]
+
+    def relocated_row(self, index: int, out_dir: Path) -> ManifestRow:
+        """Row `index` for a manifest written in `out_dir`: its path made relative to there, or its media
+        inline when it had no path."""
+        row = self.rows[index]
+        if row.uri is None:
+            return dataclasses.replace(row, media_bytes=self.media_source(index))
+        source = row.uri if os.path.isabs(row.uri) else str(self.folder / row.uri)
+        return dataclasses.replace(row, uri=os.path.relpath(source, out_dir))
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ def test_weights_from_a_blob_in_the_object_store_take_effect_and_leave_the_blob_
         pool, tiny_model_dir, tmp_path):
     from safetensors.torch import load_file, save
 
+    from rollout.demo.tiny_model import make_tiny_model
     from rollout.safetensors_blob import safetensors_blob
-    from rollout.tiny_model import make_tiny_model
 
     def fingerprint():  # seeded sampling: tokens and logprobs identify the weights
         return [(s.token_ids, s.logprobs) for g in pool.generate(_requests(4), n=1) for s in g]

@@ -37,8 +37,8 @@ def test_defaults_yaml_and_overrides_resolve_in_that_order(tmp_path):
         ("learner.loss_agg=token_mean", "learner.loss_agg"),
         ("learner.kl_estimator=k4", "learner.kl_estimator"),
         ("learner.lr_schedule=cosin", "learner.lr_schedule"),
-        ("model.tiny_size=medium", "model.tiny_size"),
-        ("data.template_teacher=oracle", "data.template_teacher"),
+        ("demo.tiny_size=medium", "demo.tiny_size"),
+        ("demo.teacher=oracle", "demo.teacher"),
         ("reward.preset=vqathinkr", "reward.preset"),
         ("reward.weights={regresion: 2.0}", "reward.weights.regresion"),
         ("reward.custom=[mymodule]", "reward.custom"),
@@ -95,7 +95,7 @@ def test_cli_help_lists_the_commands_that_exist():
         (["data.train=/nowhere/t.parquet", "train.stages=[grpo]"], "'/nowhere/t.parquet' does not exist"),
         (["model.path=/nowhere/model"], "'/nowhere/model': not a model directory"),
         (["model.path=tests/nowhere-model"], "not a model directory"),  # relative, not a hub id: tests/ exists
-        (["data.template_teacher=oracle"], "data.template_teacher"),
+        (["demo.teacher=oracle"], "demo.teacher"),
         (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
         (["rollout.chunks_per_worker=0"], "rollout.chunks_per_worker"),
         (["learner.dual_clip=1"], "learner.dual_clip"),
@@ -123,7 +123,7 @@ def test_train_rejects_what_it_cannot_run_before_starting_anything(tmp_path, ove
         (["eval", "--model", "{model}", "--data", "{manifest}", "/nowhere/b.parquet"], "'/nowhere/b.parquet'"),
         (["distill", "--teacher", "template", "--data", "/nowhere/a.parquet", "--out", "x.parquet"], "does not exist"),
         (["distill", "--teacher", "template", "--data", "{manifest}", "--out", "x.parquet",
-          "data.template_teacher=oracle"], "data.template_teacher"),
+          "demo.teacher=oracle"], "demo.teacher"),
     ],
 )
 def test_eval_and_distill_name_a_missing_model_or_manifest(tmp_path, command, says):
@@ -152,12 +152,12 @@ def test_stages_with_their_data_pass_the_check(tmp_path):
 def test_the_config_names_every_template_teacher_and_tiny_shape_that_exists():
     import typing
 
-    from cluster.config import DataConfig, ModelConfig
-    from rollout.template_teacher import TEACHERS
-    from rollout.tiny_model import SHAPES
+    from rollout.demo.config import DemoConfig
+    from rollout.demo.template_teacher import TEACHERS
+    from rollout.demo.tiny_model import SHAPES
 
-    hints = {**typing.get_type_hints(DataConfig), **typing.get_type_hints(ModelConfig)}
-    assert set(typing.get_args(hints["template_teacher"])) == set(TEACHERS)
+    hints = typing.get_type_hints(DemoConfig)
+    assert set(typing.get_args(hints["teacher"])) == set(TEACHERS)
     assert set(typing.get_args(hints["tiny_size"])) == set(SHAPES)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rewards import get_preset
-from rollout.distortions import synthetic_mos
+from rollout.demo.distortions import synthetic_mos
+from rollout.demo.synthetic import build_synthetic_benchmark
+from rollout.demo.template_teacher import MISREAD_LEVELS, STRENGTH
 from rollout.manifest import ManifestFile, ManifestReader
-from rollout.synthetic import build_synthetic_benchmark
-from rollout.template_teacher import MISREAD_LEVELS, STRENGTH
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def _answers(rows):
 def test_template_teacher_writes_every_row_with_media_readable_from_the_output_folder(synth, tmp_path, teacher):
     out = tmp_path / "sub" / "sft.parquet"
     r = _qthink("distill", "--teacher", "template", "--data", str(synth.train_manifest), "--out", str(out),
-                f"data.template_teacher={teacher}")
+                f"demo.teacher={teacher}")
     assert r.returncode == 0, r.stderr[-2000:]
     rows, source = ManifestFile(out).rows, ManifestFile(synth.train_manifest).rows
     assert [x.id for x in rows] == [x.id for x in source] and all(x.reasoning for x in rows)
@@ -52,7 +52,7 @@ def test_template_teacher_writes_every_row_with_media_readable_from_the_output_f
 
 @pytest.mark.slow
 def test_vlm_teacher_keeps_only_answers_within_tolerance_and_counts_the_rest(synth, tmp_path):
-    from rollout.tiny_model import ensure_tiny_model
+    from rollout.demo.tiny_model import ensure_tiny_model
 
     model = ensure_tiny_model(tmp_path / "tiny", seed=0)
     out = tmp_path / "sft.parquet"
@@ -74,8 +74,8 @@ def test_vlm_teacher_distills_videos_shown_as_pictures_in_the_presets_answer_for
     """PreResQ-R1's multi-frame view sends a video as pictures (media type `images`): distill used to look
     its expert question up by that media type and stop with a KeyError."""
     from rewards import PRESETS
+    from rollout.demo.tiny_model import ensure_tiny_model
     from rollout.prompts import PRERESQ_VQA_QUESTION, expert_question
-    from rollout.tiny_model import ensure_tiny_model
 
     asked = expert_question(PRESETS["preresq-vqa"].question("video"), "video")
     assert asked.startswith("You are an expert in video quality") and asked.endswith(PRERESQ_VQA_QUESTION)

@@ -17,7 +17,7 @@ STEP_KEYS = ["reward", "reward/format", "reward/regression", "reward/rank", "rew
 
 def test_short_run_logs_every_metric_checkpoints_and_exports_a_loadable_model(tmp_path, shared, start):
     out = tmp_path / "run"
-    proc = start("train", *train_args(out, shared), "data.synthetic_sft_images=8")  # + the demo's extra SFT rows
+    proc = start("train", *train_args(out, shared), "demo.sft_images=8")  # + the demo's extra SFT rows
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
     grpo = [r for r in records(out, "metrics.jsonl") if r["stage"] == "grpo"]
@@ -67,7 +67,7 @@ def test_demo_with_a_tenth_of_its_media_corrupt_completes_one_step_off_and_repor
     out, data = tmp_path / "run", {"tiny": shared["tiny"], "synth": tmp_path / "synth"}
     # 24 draws per stage: at least one full epoch of the 25 rows (less the corrupt ones) in SFT and in GRPO
     args = train_args(out, data, grpo_steps=6, save_every=0) + [
-        "train.sft_batch_size=12", "train.one_step_off=true", "model.tiny_vision_pretrain_steps=20"]
+        "train.sft_batch_size=12", "train.one_step_off=true", "demo.vision_pretrain_steps=20"]
     # the demo's own data, as `qthink train` builds it: synthetic set + template-teacher SFT rows on its files
     broken = corrupt_tenth(prepare_embedded_defaults(load_config(DEMO_CONFIG, args)).data.train)
     proc = start("train", *args)

@@ -38,12 +38,12 @@ def test_ray_job_submit_runs_a_short_training(tmp_path):
     try:
         address = f"http://127.0.0.1:{dash}"
         out = tmp_path / "run"
-        job = ["train", f"train.output_dir={out}", f"model.tiny_dir={tmp_path / 'tiny'}",
-               f"data.synthetic_dir={tmp_path / 'synth'}", "data.synthetic_images=16", "data.synthetic_videos=4",
+        job = ["train", f"train.output_dir={out}", f"demo.tiny_dir={tmp_path / 'tiny'}",
+               f"demo.synthetic_dir={tmp_path / 'synth'}", "demo.images=16", "demo.videos=4",
                "train.sft_steps=1", "train.sft_batch_size=4", "train.grpo_steps=2", "train.prompts_per_step=2",
                "rollout.n=2", "rollout.max_tokens=8", "train.eval_limit=4", "train.eval_every=0",
                "train.save_every=0", "logging.progress_bar=false",
-               "model.tiny_vision_pretrain_steps=0", "data.synthetic_sft_images=0"]  # not the demo's extras
+               "demo.vision_pretrain_steps=0", "demo.sft_images=0"]  # not the demo's extras
         deadline = time.time() + 120
         while True:  # the dashboard (job server) takes a few seconds to come up
             r = subprocess.run([str(bin_dir / "ray"), "job", "list", "--address", address], env=env,

@@ -13,14 +13,14 @@ from pathlib import Path
 
 def train_args(out, shared, grpo_steps=3, save_every=2):
     # 16 images + 16 videos: every step is likely to hold a video (and its perturbed copy)
-    return [f"train.output_dir={out}", f"model.tiny_dir={shared['tiny']}",
-            f"data.synthetic_dir={shared['synth']}", "data.synthetic_images=16", "data.synthetic_videos=16",
+    return [f"train.output_dir={out}", f"demo.tiny_dir={shared['tiny']}",
+            f"demo.synthetic_dir={shared['synth']}", "demo.images=16", "demo.videos=16",
             "train.sft_steps=2", "train.sft_batch_size=4", f"train.grpo_steps={grpo_steps}",
             "train.prompts_per_step=4", "rollout.n=2", "rollout.max_tokens=16", "train.eval_limit=6",
             "train.eval_every=0", f"train.save_every={save_every}", "learner.lr=1e-4", "logging.progress_bar=false",
             "learner.lr_schedule=linear",  # so that a resume has to pick the schedule up where it was
             # the demo's minutes-long extras (vision pre-training, 25,600 more SFT images) are off here
-            "model.tiny_vision_pretrain_steps=0", "data.synthetic_sft_images=0"]
+            "demo.vision_pretrain_steps=0", "demo.sft_images=0"]
 
 
 def records(out, name):

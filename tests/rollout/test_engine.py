@@ -147,7 +147,7 @@ def test_engine_logprobs_equal_the_learners_to_float_precision(engine, tiny_mode
 def test_reload_changes_outputs_and_restoring_gives_identical_outputs(engine, tmp_path):
     from safetensors.torch import load_file, save
 
-    from rollout.tiny_model import make_tiny_model
+    from rollout.demo.tiny_model import make_tiny_model
 
     def run(**kw):  # seeded sampling: tokens and logprobs are a fingerprint of the weights
         return [(s.token_ids, s.logprobs) for g in engine.generate(_requests(), n=1, **kw) for s in g]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rollout.demo.template_teacher import STRENGTH, SYMPTOMS, template_reasoning
 from rollout.prompts import (
     PRERESQ_ASPECTS,
     PRERESQ_IQA_QUESTION,
@@ -19,7 +20,6 @@ from rollout.prompts import (
     QUALITY_QUESTION,
     R1_SYSTEM_PROMPT,
 )
-from rollout.template_teacher import STRENGTH, SYMPTOMS, template_reasoning
 
 BUILDER_VERSION = 2  # bump when the files a (shape, seed) produces change: cached models are rebuilt
 

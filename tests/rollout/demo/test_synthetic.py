@@ -5,10 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
-from rollout.manifest import ManifestFile
-from rollout.manifest_check import check_manifest
-from rollout.synthetic import (
+from rollout.demo.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
+from rollout.demo.synthetic import (
     PICTURES,
     build_sft_images,
     build_synthetic_benchmark,
@@ -17,7 +15,9 @@ from rollout.synthetic import (
     random_crop,
     rank_pairs,
 )
-from rollout.synthetic_video import scene_times
+from rollout.demo.synthetic_video import scene_times
+from rollout.manifest import ManifestFile
+from rollout.manifest_check import check_manifest
 from rollout.video import load_video
 
 

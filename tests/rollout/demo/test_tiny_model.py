@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from rollout.demo.tiny_model import SPECIAL_TOKENS, make_tiny_model
 from rollout.prompts import quality_messages
-from rollout.tiny_model import SPECIAL_TOKENS, make_tiny_model
 
 
 def _hashes(d):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from rewards import PRESETS, score_batch
-from rollout.distortions import IMAGE_DISTORTIONS, VIDEO_DISTORTIONS, synthetic_mos
-from rollout.template_teacher import quality_level, teacher_reasoning, template_reasoning
+from rollout.demo.distortions import IMAGE_DISTORTIONS, VIDEO_DISTORTIONS, synthetic_mos
+from rollout.demo.template_teacher import quality_level, teacher_reasoning, template_reasoning
 
 
 def test_levels_follow_the_q_ponder_bands():

@@ -72,8 +72,8 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     pictures of the synthetic benchmark of `data_seed`; built once, then reused from `out_dir`."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    from rollout.synthetic import PICTURES, held_out_sources, load_picture, rank_pairs
-    from rollout.tiny_model import make_tiny_model, tiny_marker
+    from rollout.demo.synthetic import PICTURES, held_out_sources, load_picture, rank_pairs
+    from rollout.demo.tiny_model import make_tiny_model, tiny_marker
 
     out = Path(out_dir).expanduser()
     sources = [name for name in PICTURES if name not in held_out_sources(data_seed)]

@@ -3,7 +3,7 @@
 No dataset can be downloaded there, so images come from the pictures
 bundled with scikit-image and videos are rendered scenes encoded with PyAV. Each item is one (source,
 distortion, severity) draw; its MOS comes from the severity through a per-type calibration
-(rollout/distortions.py). Train and test are split by SOURCE content — no picture or scene appears on
+(rollout/demo/distortions.py). Train and test are split by SOURCE content — no picture or scene appears on
 both sides — so held-out scores measure quality judgement, not memorised content. The same seed gives
 the same manifests, the same image files byte for byte and the same video frames before encoding
 (per-item seeded generators); the encoded MP4 bytes can differ slightly between builds, because libx264
@@ -23,10 +23,10 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
-from rollout.distortions import IMAGE_DISTORTIONS, SEVERITIES, VIDEO_DISTORTIONS, distort_image, synthetic_mos
+from rollout.demo.distortions import IMAGE_DISTORTIONS, SEVERITIES, VIDEO_DISTORTIONS, distort_image, synthetic_mos
+from rollout.demo.synthetic_readme import write_readme
+from rollout.demo.synthetic_video import render_pan, render_shapes, scene_times, video_crf
 from rollout.manifest import ManifestRow, write_manifest
-from rollout.synthetic_readme import write_readme
-from rollout.synthetic_video import render_pan, render_shapes, scene_times, video_crf
 from rollout.video import encode_video
 
 PICTURES = ("astronaut", "coffee", "chelsea", "camera", "rocket", "immunohistochemistry",
@@ -87,7 +87,7 @@ def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int,
     different severities. Returns 2 * pairs images (pair k at 2k, 2k + 1) and their MOS.
 
     Inside a pair the content is identical, so only the distortion tells the two images apart — the signal
-    a tiny vision tower otherwise drowns in content (learners/vision_pretrain.py).
+    a tiny vision tower otherwise drowns in content (rollout/demo/vision_pretrain.py).
     """
     images, mos = [], []
     for _ in range(pairs):

@@ -1,6 +1,6 @@
 """The README.md written beside a synthetic benchmark: what is in it and how every MOS was made.
 
-It is generated from the same tables the builder used (rollout/distortions.py), so it cannot drift from
+It is generated from the same tables the builder used (rollout/demo/distortions.py), so it cannot drift from
 the data. It holds no timings, so two builds with one seed write the same README.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from rollout import distortions as d
-from rollout.synthetic_video import CLEAN_CRF
+from rollout.demo import distortions as d
+from rollout.demo.synthetic_video import CLEAN_CRF
 
 PARAMETERS = {
     "blur": ("Gaussian blur sigma (px at 112 px, scaled with size)", d.BLUR_SIGMA),
@@ -33,7 +33,7 @@ def write_readme(path: Path, benchmark, rows, settings: dict, pictures: tuple[st
     lines = [
         "# qthink synthetic quality benchmark",
         "",
-        "Built offline by `qthink data synth` (rollout/synthetic.py) with "
+        "Built offline by `qthink data synth` (rollout/demo/synthetic.py) with "
         + ", ".join(f"{key}={value}" for key, value in settings.items()) + ".",
         "Rebuilding with the same settings and seed gives the same manifests and image files; video files "
         "hold the same frames but their H.264 bytes can differ slightly (libx264 is not bit-reproducible here).",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rollout.distortions import COMPRESSION_CRF, FRAME_DROP_JUMPS, STUTTER_FROZEN
+from rollout.demo.distortions import COMPRESSION_CRF, FRAME_DROP_JUMPS, STUTTER_FROZEN
 
 CLEAN_CRF = 20
 

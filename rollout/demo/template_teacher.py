@@ -16,7 +16,11 @@ each other; both are off for those types. The MOS-based GRPO reward is what can 
 
 from __future__ import annotations
 
-from rollout.distortions import synthetic_mos
+import dataclasses
+from pathlib import Path
+
+from rollout.demo.distortions import synthetic_mos
+from rollout.manifest import ManifestFile, write_manifest
 
 # What each synthetic distortion looks like, in the words the model should learn to attend to.
 SYMPTOMS = {
@@ -64,3 +68,14 @@ def teacher_reasoning(teacher: str, distortion: str | None, severity: int | None
         severity = min(5, max(1, severity + MISREAD_LEVELS[distortion]))
         mos = synthetic_mos(distortion, severity)
     return template_reasoning(distortion, severity, mos, media_type)
+
+
+def template_distill(in_path: str | Path, out_path: str | Path, teacher: str = "misreading") -> dict:
+    """SFT rows for a synthetic manifest (`qthink distill --teacher template`). Every row is kept: the
+    misreading teacher's error is systematic, a tolerance filter would only drop whole distortion types."""
+    manifest, out_dir = ManifestFile(in_path), Path(out_path).resolve().parent
+    rows = [dataclasses.replace(manifest.relocated_row(i, out_dir),
+                                reasoning=teacher_reasoning(teacher, r.distortion, r.severity, r.mos, r.media_type))
+            for i, r in enumerate(manifest.rows)]
+    write_manifest(rows, out_path)
+    return {"rows": len(rows), "kept": len(rows), "teacher": f"template, {teacher} (synthetic distortion labels)"}

@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from learners.vision_pretrain import ensure_pretrained_tiny, pair_loss, pretrain_vision_tower
-from rollout.synthetic import load_picture, rank_pairs
+from rollout.demo.synthetic import load_picture, rank_pairs
+from rollout.demo.vision_pretrain import ensure_pretrained_tiny, pair_loss, pretrain_vision_tower
 
 
 def test_pair_loss_counts_pairs_in_order_and_penalises_the_reversed_order():
@@ -42,7 +42,7 @@ def test_pretrained_tiny_is_cached_and_keeps_the_random_language_model(tmp_path,
     record = json.loads((out / "vision_pretrain.json").read_text())
     assert record["steps"] == 20 and len(record["curve"]) == 1
     # only training-split pictures: none of the benchmark's held-out sources
-    from rollout.synthetic import held_out_sources
+    from rollout.demo.synthetic import held_out_sources
     assert not set(record["sources"]) & set(held_out_sources(0))
     plain, trained = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert plain.keys() == trained.keys()
