@@ -62,14 +62,14 @@ def test_demo_with_a_tenth_of_its_media_corrupt_completes_one_step_off_and_repor
         tmp_path, shared, start):
     from cluster.cli import DEMO_CONFIG
     from cluster.config import load_config
-    from cluster.pipeline import prepare_embedded_defaults
+    from cluster.pipeline import with_demo_inputs
 
     out, data = tmp_path / "run", {"tiny": shared["tiny"], "synth": tmp_path / "synth"}
     # 24 draws per stage: at least one full epoch of the 25 rows (less the corrupt ones) in SFT and in GRPO
     args = train_args(out, data, grpo_steps=6, save_every=0) + [
         "train.sft_batch_size=12", "train.one_step_off=true", "demo.vision_pretrain_steps=20"]
     # the demo's own data, as `qthink train` builds it: synthetic set + template-teacher SFT rows on its files
-    broken = corrupt_tenth(prepare_embedded_defaults(load_config(DEMO_CONFIG, args)).data.train)
+    broken = corrupt_tenth(with_demo_inputs(load_config(DEMO_CONFIG, args)).data.train)
     proc = start("train", *args)
     log, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, log[-3000:]
