@@ -13,11 +13,13 @@ LR_SCHEDULES = typing.get_args(LrSchedule)
 
 @dataclass
 class LearnerConfig:
+    """DeepSpeed ranks and the SFT and GRPO updates they apply."""
+
+    zero_stage: int = 2
+    dtype: Dtype = "fp32"
     num_ranks: int = 2
     cpus_per_rank: int = 1
     gpus_per_rank: int = 0
-    zero_stage: int = 2
-    dtype: Dtype = "fp32"
     # Each stage warms up and decays over its own steps (a decay run over both would leave GRPO a few
     # percent of its rate). Schedules: constant | cosine | linear (the last two decay towards 0).
     lr: float = 1e-6  # GRPO

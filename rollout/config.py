@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass
 class RolloutConfig:
+    """vLLM engines: how many, their resources, how they sample, and when a worker counts as dead."""
+
     num_workers: int = 1
     cpus_per_worker: int = 1
     gpus_per_worker: int = 0

@@ -12,26 +12,17 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from rollout.media import (
-    DEFAULT_MAX_SOURCE_PIXELS,
-    MediaError,
-    MediaFailure,
-    MediaSource,
-    check_source_pixels,
-    describe_source,
-    fit_size,
-    open_source,
-)
+from rollout import media
 
 
-def load_image(source: MediaSource, max_side: int | None = None, max_pixels: int | None = None,
-               max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> Image.Image:
+def load_image(source: media.MediaSource, max_side: int | None = None, max_pixels: int | None = None,
+               max_source_pixels: int = media.DEFAULT_MAX_SOURCE_PIXELS) -> Image.Image:
     """Decode an image to RGB, EXIF-transposed, optionally shrunk (aspect kept) to fit the limits.
 
     Raises `MediaError` (missing, empty, not_image, too_large, truncated, unreadable) for every failure.
     """
-    name = describe_source(source)
-    opened = open_source(source)
+    name = media.describe_source(source)
+    opened = media.open_source(source)
     with warnings.catch_warnings():
         # PIL warns (then raises) past its own bomb limit; ours is lower and checked first, but a
         # header between the two limits must not print a warning per file.
@@ -39,16 +30,16 @@ def load_image(source: MediaSource, max_side: int | None = None, max_pixels: int
         try:
             image = Image.open(opened)
         except Image.DecompressionBombError as error:
-            raise MediaError(MediaFailure.TOO_LARGE, name, str(error)) from None
+            raise media.MediaError(media.MediaFailure.TOO_LARGE, name, str(error)) from None
         except UnidentifiedImageError:
-            raise MediaError(MediaFailure.NOT_IMAGE, name) from None
+            raise media.MediaError(media.MediaFailure.NOT_IMAGE, name) from None
         except (OSError, SyntaxError, ValueError) as error:
             raise _decoder_failure(error, name) from None
         with image:
-            check_source_pixels(image.width, image.height, max_source_pixels, name)
+            media.check_source_pixels(image.width, image.height, max_source_pixels, name)
             rgb = _decode_rgb(image, name)
     if max_side is not None or max_pixels is not None:
-        size = fit_size(rgb.width, rgb.height, max_side, max_pixels)
+        size = media.fit_size(rgb.width, rgb.height, max_side, max_pixels)
         if size != rgb.size:
             rgb = rgb.resize(size, Image.Resampling.BICUBIC)
     return rgb
@@ -62,9 +53,10 @@ def _decode_rgb(image: Image.Image, name: str) -> Image.Image:
         raise _decoder_failure(error, name) from None
 
 
-def _decoder_failure(error: Exception, name: str) -> MediaError:
+def _decoder_failure(error: Exception, name: str) -> media.MediaError:
     """A file that ends early (PIL: "image file is truncated", "Truncated File Read", "broken data
     stream") is `truncated`; any other decoder complaint is `unreadable`."""
     message = str(error).lower()
     truncated = isinstance(error, OSError) and ("truncated" in message or "broken" in message)
-    return MediaError(MediaFailure.TRUNCATED if truncated else MediaFailure.UNREADABLE, name, str(error))
+    reason = media.MediaFailure.TRUNCATED if truncated else media.MediaFailure.UNREADABLE
+    return media.MediaError(reason, name, str(error))

@@ -3,17 +3,7 @@
 VQAThinker (arXiv 2508.06051; code clh124/VQAThinker@ee47a40, `apply_temporal_perturbation` in
 train/.../vlm_modules/internvl_module.py) rolls every video out a second time on a temporally perturbed
 copy and rewards the original rollouts that score better (docs/rewards.md, preset `vqathinker`, "temporal").
-One perturbation is drawn per video. Semantics, as the official code computes them:
-
-- SHUFFLE: a random permutation of all frames.
-- LOCAL_SHUFFLE: a random permutation inside each consecutive window of 4 (the last may be shorter).
-- REVERSE: the frames backwards.
-- JITTER: output frame i is source frame clamp(i + d, 0, T-1), d drawn from {-1, 0, +1} per frame.
-- DUPLICATE: one random frame is inserted k times (k in 1..min(3, T-1)) at a random position, then k
-  frames other than the inserted copies are dropped at random, so T is kept. A dropped frame may be the
-  duplicated frame's own original (then, with k = 1, the frame is merely moved: an official quirk kept).
-- BLACKOUT: 1..min(3, T) distinct random frames are set to black (their order is untouched). The
-  official code calls this mode "random_drop".
+One perturbation is drawn per video; `TemporalPerturbation` lists them as the official code computes them.
 
 Every perturbation is expressed as an index map: output frame i is source frame `indices[i]`, or black
 where `indices[i] == -1`. The map is what a test or a log can read; `perturb` applies it with one gather.
@@ -32,6 +22,19 @@ BLACK = -1
 
 
 class TemporalPerturbation(str, enum.Enum):
+    """The six perturbations; T frames in, T frames out.
+
+    - SHUFFLE: a random permutation of all frames.
+    - LOCAL_SHUFFLE: a random permutation inside each consecutive window of 4 (the last may be shorter).
+    - REVERSE: the frames backwards.
+    - JITTER: output frame i is source frame clamp(i + d, 0, T-1), d drawn from {-1, 0, +1} per frame.
+    - DUPLICATE: one random frame is inserted k times (k in 1..min(3, T-1)) at a random position, then k
+      frames other than the inserted copies are dropped at random, so T is kept. A dropped frame may be the
+      duplicated frame's own original (then, with k = 1, the frame is merely moved: an official quirk kept).
+    - BLACKOUT: 1..min(3, T) distinct random frames are set to black (their order is untouched). The
+      official code calls this mode "random_drop".
+    """
+
     SHUFFLE = "shuffle"
     LOCAL_SHUFFLE = "local_shuffle"
     REVERSE = "reverse"

@@ -6,21 +6,14 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from rewards.preresq import (
-    aspect_std_penalty,
-    group_rank,
-    pairwise_score_rank,
-    preresq_accuracy,
-    triplet_balance,
-    triplet_ranking,
-)
+from rewards import preresq
 
 f32 = np.float32
 
 
 def test_std_penalty_by_hand():
     aspects = np.array([[3.0] * 5, [1, 2, 3, 4, 5], [3.0, 3.2, 3.4, 3.6, 3.8]])
-    penalty = aspect_std_penalty(aspects)
+    penalty = preresq.aspect_std_penalty(aspects)
     assert penalty[0] == 0.25  # s = 0: 0.5 * (0.5 - 0)
     assert penalty[1] == 0.0  # s = sqrt(2) >= 0.5
     # mean 3.4, squared deviations .16 .04 0 .04 .16 -> var 0.08, s = 0.28284: 0.5 * (0.5 - 0.28284) = 0.10858
@@ -29,7 +22,7 @@ def test_std_penalty_by_hand():
 
 def test_std_penalty_two_aspects_is_half_the_gap():
     # VQA: population std of (a, b) = |a - b| / 2 = 0.2 -> 0.5 * (0.5 - 0.2) = 0.15
-    assert aspect_std_penalty(np.array([[3.0, 3.4]]))[0] == pytest.approx(0.15, abs=1e-7)
+    assert preresq.aspect_std_penalty(np.array([[3.0, 3.4]]))[0] == pytest.approx(0.15, abs=1e-7)
 
 
 def balance_groups(make_groups, rows):
@@ -41,25 +34,25 @@ def test_balance_one_triple_by_hand(make_groups):
     # G = 3 -> one triple; every dim sorts 3.0 (r0) < 3.04 (r1) < 4.0 (r2): r1 is the middle (+1),
     # |3.0 - 3.04| < 0.05 (+1 for r0), |4.0 - 3.04| is not. 4 dims: gains 4, 4, 0 of 4 -> 1, 1, 0, x 0.5.
     rows = [[3.0] * 5, [3.04] * 5, [4.0] * 5]
-    assert triplet_balance(balance_groups(make_groups, rows), n_dims=4).tolist() == [[0.5, 0.5, 0.0]]
+    assert preresq.triplet_balance(balance_groups(make_groups, rows), n_dims=4).tolist() == [[0.5, 0.5, 0.0]]
 
 
 def test_balance_ignores_the_fifth_aspect(make_groups):
     rows = [[3.0, 3.0, 3.0, 3.0, 1.0], [3.0, 3.0, 3.0, 3.0, 5.0], [3.0, 3.0, 3.0, 3.0, 9.0]]
     # ties keep response order: middle r1 +1; r0 and r2 are 0 away from it: +1 each, every dim
-    assert triplet_balance(balance_groups(make_groups, rows), n_dims=4).tolist() == [[0.5, 0.5, 0.5]]
+    assert preresq.triplet_balance(balance_groups(make_groups, rows), n_dims=4).tolist() == [[0.5, 0.5, 0.5]]
 
 
 def test_balance_tolerance_is_fragile_in_double(make_groups):
     # 3.50 - 3.45 = 0.04999999999999982 counts; 3.45 - 3.40 = 0.05000000000000027 does not
     counts = balance_groups(make_groups, [[3.45] * 5, [3.50] * 5, [9.0] * 5])
     misses = balance_groups(make_groups, [[3.40] * 5, [3.45] * 5, [9.0] * 5])
-    assert triplet_balance(counts, n_dims=4)[0, 0] == 0.5
-    assert triplet_balance(misses, n_dims=4)[0, 0] == 0.0
+    assert preresq.triplet_balance(counts, n_dims=4)[0, 0] == 0.5
+    assert preresq.triplet_balance(misses, n_dims=4)[0, 0] == 0.0
 
 
 def test_balance_needs_three_responses(make_groups):
-    assert triplet_balance(balance_groups(make_groups, [[3.0] * 5, [3.0] * 5]), n_dims=4).tolist() == [
+    assert preresq.triplet_balance(balance_groups(make_groups, [[3.0] * 5, [3.0] * 5]), n_dims=4).tolist() == [
         [0.0, 0.0]
     ]
 
@@ -84,12 +77,12 @@ def test_balance_matches_naive_loop(make_groups, seed):
     aspects = np.round(rng.uniform(3, 3.3, (3, 6, 5)), 2)  # close values: many within 0.05, many ties
     groups = make_groups(aspects.mean(axis=2), [3, 4, 2], aspects=aspects)
     expected = np.array([naive_balance(a, 4) for a in aspects])
-    assert triplet_balance(groups, n_dims=4) == pytest.approx(expected, abs=1e-7)
+    assert preresq.triplet_balance(groups, n_dims=4) == pytest.approx(expected, abs=1e-7)
 
 
 def test_pair_one_response_each_by_hand(make_groups):
     # y = 4 vs 2, p = 3.5 vs 2.5: same order (c = 1), s = 2 / (2 + 0.5 + 0.5) = 2/3 -> sqrt(2/3) for both
-    reward = pairwise_score_rank(make_groups([[3.5], [2.5]], [4, 2]))
+    reward = preresq.pairwise_score_rank(make_groups([[3.5], [2.5]], [4, 2]))
     assert reward == pytest.approx(np.full((2, 1), math.sqrt(2 / 3)), abs=1e-6)
 
 
@@ -97,20 +90,20 @@ def test_pair_compares_same_sorted_position(make_groups):
     # prompt 0: preds [4.0, 3.0] (y 3.5) sort to [3.0, 4.0]; prompt 1: [1.0, 2.5] (y 1.5)
     # position 0: 3.0 vs 1.0, c = 1, s = 2 / (2 + 0.5 + 0.5) -> sqrt(2/3) goes to prompt 0's response 1
     # position 1: 4.0 vs 2.5, c = 1, s = 2 / (2 + 0.5 + 1.0) -> sqrt(4/7) goes to prompt 0's response 0
-    reward = pairwise_score_rank(make_groups([[4.0, 3.0], [1.0, 2.5]], [3.5, 1.5]))
+    reward = preresq.pairwise_score_rank(make_groups([[4.0, 3.0], [1.0, 2.5]], [3.5, 1.5]))
     assert reward[0] == pytest.approx([math.sqrt(4 / 7), math.sqrt(2 / 3)], abs=1e-6)
 
 
 def test_pair_equal_mos_quirk(make_groups):
     # equal MOS: s = 0. Different predictions: relations differ (0.5 vs 1/0), c = 0 -> sqrt(1 - 0) = 1.
-    assert pairwise_score_rank(make_groups([[3.2], [2.9]], [3, 3])).tolist() == [[1.0], [1.0]]
+    assert preresq.pairwise_score_rank(make_groups([[3.2], [2.9]], [3, 3])).tolist() == [[1.0], [1.0]]
     # Equal predictions: c = 1 -> sqrt(0) = 0; and 0/0 (both exact) is 0 here, the official NaN.
-    assert pairwise_score_rank(make_groups([[3.1], [3.1]], [3, 3])).tolist() == [[0.0], [0.0]]
-    assert pairwise_score_rank(make_groups([[3.0], [3.0]], [3, 3])).tolist() == [[0.0], [0.0]]
+    assert preresq.pairwise_score_rank(make_groups([[3.1], [3.1]], [3, 3])).tolist() == [[0.0], [0.0]]
+    assert preresq.pairwise_score_rank(make_groups([[3.0], [3.0]], [3, 3])).tolist() == [[0.0], [0.0]]
 
 
 def test_pair_one_prompt_scores_zero(make_groups):
-    assert pairwise_score_rank(make_groups([[3.0, 4.0]], [3])).tolist() == [[0.0, 0.0]]
+    assert preresq.pairwise_score_rank(make_groups([[3.0, 4.0]], [3])).tolist() == [[0.0, 0.0]]
 
 
 def naive_pair(pred, mos):
@@ -137,7 +130,7 @@ def test_pair_matches_naive_loop(make_groups, seed):
     rng = np.random.default_rng(seed)
     pred = np.round(rng.uniform(1, 5, (5, 4)), 1)
     mos = np.round(rng.uniform(1, 5, 5), 2)
-    assert pairwise_score_rank(make_groups(pred, mos)) == pytest.approx(naive_pair(pred, mos), abs=1e-6)
+    assert preresq.pairwise_score_rank(make_groups(pred, mos)) == pytest.approx(naive_pair(pred, mos), abs=1e-6)
 
 
 def test_triplet_by_hand_with_ties(make_groups):
@@ -145,12 +138,12 @@ def test_triplet_by_hand_with_ties(make_groups):
     # i=0, pair (1,2): (0,1) 2>2 F vs 3>2 T disagree; (1,2) T/T; (0,2) T/T -> 2/3
     # i=1, pair (0,2): (1,0) F/F agree (tie on one side only counts as False); (0,2) T/T; (1,2) T/T -> 1
     # i=2, pair (0,1): (2,0) F/F; (0,1) F/T disagree; (2,1) F/F -> 2/3
-    reward = triplet_ranking(make_groups([[2.0], [2.0], [1.0]], [3, 2, 1]))
+    reward = preresq.triplet_ranking(make_groups([[2.0], [2.0], [1.0]], [3, 2, 1]))
     assert reward[:, 0].tolist() == [float(f32(2 / 3)), 1.0, float(f32(2 / 3))]
 
 
 def test_triplet_needs_three_prompts(make_groups):
-    assert triplet_ranking(make_groups([[2.0], [1.0]], [3, 1])).tolist() == [[0.0], [0.0]]
+    assert preresq.triplet_ranking(make_groups([[2.0], [1.0]], [3, 1])).tolist() == [[0.0], [0.0]]
 
 
 def naive_triplet(pred, mos):
@@ -176,26 +169,26 @@ def test_triplet_fast_form_matches_naive_loop(make_groups, seed):
     n_prompts, size = rng.integers(3, 9), rng.integers(1, 6)
     pred = np.round(rng.uniform(1, 5, (n_prompts, size)), 0)  # integers: many ties
     mos = np.round(rng.uniform(1, 5, n_prompts), 0)
-    assert triplet_ranking(make_groups(pred, mos)) == pytest.approx(naive_triplet(pred, mos), abs=1e-7)
+    assert preresq.triplet_ranking(make_groups(pred, mos)) == pytest.approx(naive_triplet(pred, mos), abs=1e-7)
 
 
 def test_group_rank_by_hand(make_groups):
     # values [3, 4, 2 | y = 3.5] sort to 2, 3, 3.5, 4: positions p0 = 1, p1 = 3, p2 = 0, y = 2; G + 1 = 4
-    reward = group_rank(make_groups([[3.0, 4.0, 2.0]], [3.5]))
+    reward = preresq.group_rank(make_groups([[3.0, 4.0, 2.0]], [3.5]))
     assert reward[0] == pytest.approx([math.exp(-1 / 4), math.exp(-1 / 4), math.exp(-2 / 4)], abs=1e-7)
 
 
 def test_group_rank_close_answer_and_ties(make_groups):
     # |3.51 - 3.5| < 0.02 -> 1.0
-    assert group_rank(make_groups([[3.51, 4.0, 2.0]], [3.5]))[0, 0] == 1.0
+    assert preresq.group_rank(make_groups([[3.51, 4.0, 2.0]], [3.5]))[0, 0] == 1.0
     # ties: both 3.0 take the first equal element's position (0); y sorts after them at 2
-    reward = group_rank(make_groups([[3.0, 3.0, 5.0]], [4.0]))
+    reward = preresq.group_rank(make_groups([[3.0, 3.0, 5.0]], [4.0]))
     assert reward[0] == pytest.approx([math.exp(-2 / 4), math.exp(-2 / 4), math.exp(-1 / 4)], abs=1e-7)
 
 
 def test_group_rank_prediction_equal_to_mos_sorts_before_it(make_groups):
     # y = 3.0 is appended last: a prediction 3.0 is close (1.0); 2.0 at 0, y at 2 (after 2.0 and 3.0)
-    reward = group_rank(make_groups([[3.0, 2.0, 4.0]], [3.0]))
+    reward = preresq.group_rank(make_groups([[3.0, 2.0, 4.0]], [3.0]))
     assert reward[0] == pytest.approx([1.0, math.exp(-2 / 4), math.exp(-1 / 4)], abs=1e-7)
 
 
@@ -205,19 +198,19 @@ def test_accuracy_iqa_by_hand(make_groups):
         "std_penalty": [[0.1] * 3],
         "balance": [[0.4] * 3],
         "triplet": [[2 / 3] * 3],
-        "group_rank": [[1.0] * 3],
+        "preresq.group_rank": [[1.0] * 3],
     }
     groups = make_groups([[3.0] * 3], [3.0], scores=scores)
     # (0.375 * 0.8 - 0.1 + 0.5 * 0.4 + 0.125 * 2/3 + 1) / 3 = (0.3 - 0.1 + 0.2 + 0.083333 + 1) / 3 = 0.494444
-    assert preresq_accuracy(groups, with_group_rank=True) == pytest.approx(
+    assert preresq.preresq_accuracy(groups, with_group_rank=True) == pytest.approx(
         np.full((1, 3), 1.483333333 / 3), abs=1e-6
     )
-    # VQA: no group_rank, no division: 0.483333
-    assert preresq_accuracy(groups, with_group_rank=False) == pytest.approx(
+    # VQA: no preresq.group_rank, no division: 0.483333
+    assert preresq.preresq_accuracy(groups, with_group_rank=False) == pytest.approx(
         np.full((1, 3), 0.483333333), abs=1e-6
     )
 
 
 def test_accuracy_zero_below_three_responses(make_groups):
-    scores = {k: [[0.5, 0.5]] for k in ("pair", "std_penalty", "balance", "triplet", "group_rank")}
-    assert preresq_accuracy(make_groups([[3.0, 3.0]], [3.0], scores=scores), True).tolist() == [[0.0, 0.0]]
+    scores = {k: [[0.5, 0.5]] for k in ("pair", "std_penalty", "balance", "triplet", "preresq.group_rank")}
+    assert preresq.preresq_accuracy(make_groups([[3.0, 3.0]], [3.0], scores=scores), True).tolist() == [[0.0, 0.0]]
