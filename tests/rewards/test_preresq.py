@@ -198,19 +198,19 @@ def test_accuracy_iqa_by_hand(make_groups):
         "std_penalty": [[0.1] * 3],
         "balance": [[0.4] * 3],
         "triplet": [[2 / 3] * 3],
-        "preresq.group_rank": [[1.0] * 3],
+        "group_rank": [[1.0] * 3],
     }
     groups = make_groups([[3.0] * 3], [3.0], scores=scores)
     # (0.375 * 0.8 - 0.1 + 0.5 * 0.4 + 0.125 * 2/3 + 1) / 3 = (0.3 - 0.1 + 0.2 + 0.083333 + 1) / 3 = 0.494444
     assert preresq.preresq_accuracy(groups, with_group_rank=True) == pytest.approx(
         np.full((1, 3), 1.483333333 / 3), abs=1e-6
     )
-    # VQA: no preresq.group_rank, no division: 0.483333
+    # VQA: no group_rank, no division: 0.483333
     assert preresq.preresq_accuracy(groups, with_group_rank=False) == pytest.approx(
         np.full((1, 3), 0.483333333), abs=1e-6
     )
 
 
 def test_accuracy_zero_below_three_responses(make_groups):
-    scores = {k: [[0.5, 0.5]] for k in ("pair", "std_penalty", "balance", "triplet", "preresq.group_rank")}
+    scores = {k: [[0.5, 0.5]] for k in ("pair", "std_penalty", "balance", "triplet", "group_rank")}
     assert preresq.preresq_accuracy(make_groups([[3.0, 3.0]], [3.0], scores=scores), True).tolist() == [[0.0, 0.0]]
