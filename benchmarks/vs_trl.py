@@ -240,10 +240,11 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from cluster.batches import media_request, prompt_token_ids
-    from cluster.config import QThinkConfig, RewardConfig
+    from cluster.config import QThinkConfig
     from cluster.evaluation import media_options
     from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
     from rewards import get_preset
+    from rewards.config import RewardConfig
     from rollout.manifest import ManifestReader
 
     torch.set_num_threads(2)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from learners.config import Dtype, LearnerConfig
+from rewards.config import RewardConfig
 from rollout.config import RolloutConfig
 from rollout.demo.config import DemoConfig
 
@@ -50,20 +51,6 @@ class DataConfig:
     video_view: typing.Literal["frames", "multiframe"] = "frames"
     # paper: the papers' prompts; short: a one-line question for the tiny CPU demo (rollout/prompts.py)
     prompt_style: typing.Literal["paper", "short"] = "paper"
-
-
-@dataclass
-class RewardConfig:
-    preset: str = "qthink"
-    weights: dict[str, float] = field(default_factory=dict)  # per-component overrides of the preset
-    custom: list[str] = field(default_factory=list)  # extra components as "module:function"
-    # global: rank over the whole batch; slice: inside rank_slice prompts, as the papers' per-GPU batches do
-    rank_scope: typing.Literal["global", "slice"] = "global"
-    rank_slice: int = 8
-    temporal: bool = True  # VQAThinker's perturbed-video bonus when the batch has videos
-    num_workers: int = 1
-    call_timeout_s: float = 300.0  # a reward call that has not returned by then: its worker is replaced
-    max_restarts: int = 3
 
 
 @dataclass
