@@ -100,8 +100,12 @@ class ServeConfig:
     request_timeout_s: float = 60.0
     allow_remote_urls: bool = False  # http(s) image_url fetched by the replica; never file:// or paths
     model_name: str = ""  # the id clients see; empty: the model dir's name
-    host: str = "127.0.0.1"  # 0.0.0.0 to accept other machines
+    host: str = "127.0.0.1"  # 0.0.0.0 to accept other machines (then api_keys_file, or allow_unauthenticated)
     port: int = 8000
+    # One key per line, sent as `Authorization: Bearer <key>` (cluster/serve_auth.py says why a file). Empty: no
+    # keys, which `qthink serve` accepts only on a loopback host or with allow_unauthenticated.
+    api_keys_file: str = ""
+    allow_unauthenticated: bool = False
 
 
 @dataclass

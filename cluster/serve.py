@@ -14,6 +14,7 @@ decoding live in cluster/serve_requests.py; answer parsing is the preset's own (
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import os
 import time
 import uuid
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
 
 from cluster.config import ENGINE_DTYPE, QThinkConfig, load_config
+from cluster.serve_auth import authorize, check_exposure, load_api_keys
 from cluster.serve_requests import (
     ApiError,
     ChatRequest,
@@ -105,12 +107,20 @@ class QualityJudge:
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
             torch.set_num_threads(max(1, int(cfg.serve.cpus_per_replica)))
         self.cfg, self.preset = cfg, get_preset(cfg.reward.preset)
+        self.api_keys = load_api_keys(cfg.serve.api_keys_file)
+        self.page_html = importlib.resources.files("cluster").joinpath("serve_page.html").read_text()
         self.model_name = model_name(model_dir, cfg)
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.banned_ids = banned_token_ids(self.processor.tokenizer)
         dtype = ENGINE_DTYPE[cfg.model.dtype]
         args = engine_args(model_dir, cfg.rollout, dtype, max_media=MAX_CHAT_IMAGES)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(self) -> str:
+        """The page a person scores a picture with (cluster/serve_page.html); it holds no model data, so it
+        needs no key: it asks for one and sends it with its API calls."""
+        return self.page_html
 
     @app.get("/healthz")
     async def healthz(self):
@@ -121,16 +131,19 @@ class QualityJudge:
         return {"status": "ok", "model": self.model_name}
 
     @app.get("/v1/models")
-    async def models(self) -> dict:
+    async def models(self, request: Request) -> dict:
+        authorize(request.headers.get("authorization"), self.api_keys)
         return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": 0,
                                             "owned_by": "qthink"}]}
 
     @app.post("/v1/score")
     async def score(self, request: Request) -> dict:
+        authorize(request.headers.get("authorization"), self.api_keys)
         return await self._within_timeout(self._score(request))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(self, request: Request) -> dict:
+        authorize(request.headers.get("authorization"), self.api_keys)
         return await self._within_timeout(self._chat(request))
 
     async def _score(self, request: Request) -> dict:
@@ -228,6 +241,7 @@ APP_NAME = "qthink"
 def start(model_dir: str, cfg: QThinkConfig) -> str:
     """Start Serve's HTTP proxy on `serve.host:serve.port`, deploy the app, wait until it is running; the base
     URL. Ray must already be initialised."""
+    check_exposure(cfg)
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
     serve.run(build_app(model_dir, cfg), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{cfg.serve.host}:{cfg.serve.port}"
