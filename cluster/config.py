@@ -79,6 +79,10 @@ class ClusterConfig:
     address: str = "local"  # local: start Ray here; "auto" or "ray://host:port": join a cluster
     num_cpus: int = 0  # local only; 0 = every CPU of this machine
     namespace: str = "qthink"
+    # Local Ray only: > 0 turns Ray's metrics on and exports them, Serve's and qthink's, in Prometheus format
+    # at http://<node>:<port>/metrics (docs/design.md, "Serving"); 0 keeps them off, as training on a small
+    # machine wants. A cluster keeps its own setting.
+    metrics_export_port: int = 0
 
 
 @dataclass
@@ -90,6 +94,9 @@ class ServeConfig:
     upscale_delay_s: float = 30.0  # Ray Serve's defaults; the load benchmark shortens them
     downscale_delay_s: float = 600.0
     look_back_period_s: float = 30.0  # the window the ongoing-request count is averaged over
+    # A new model dir (`serve deploy` with new args) replaces replicas one by one; with a surge > 0 each old
+    # replica keeps serving until its replacement is ready, so one replica still means no downtime.
+    max_surge_percent: int = 100
     cpus_per_replica: float = 1.0
     gpus_per_replica: float = 0.0
     max_body_bytes: int = 20 * 1024 * 1024

@@ -4,7 +4,8 @@ Locally (CI, a laptop) qthink starts a private Ray on loopback with token auth o
 by default and a loopback-only cluster has no one to authenticate), no dashboard (it costs ~1 CPU-s
 and a port), and neither Ray's metrics nor its task-event reports (`ray list tasks`, `ray timeline`): with
 the dashboard off nothing reads them, and with 64 actors on 2 cores they took a quarter of all the CPU that
-Ray and its actors spent around rollout chunks (benchmarks/README.md "Rollout throughput"). On a
+Ray and its actors spent around rollout chunks (benchmarks/README.md "Rollout throughput"); a served model
+turns metrics on with `cluster.metrics_export_port`. On a
 cluster, `address=auto` (or a job started by `ray job submit`, which sets RAY_ADDRESS) joins the running
 cluster instead, with that cluster's own settings.
 """
@@ -33,7 +34,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-LOCAL_SYSTEM_CONFIG = {"enable_metrics_collection": False, "task_events_report_interval_ms": 0}
+
+
+LOCAL_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0}
 
 
 def init_ray(config: ClusterConfig | None = None):
@@ -45,13 +48,15 @@ def init_ray(config: ClusterConfig | None = None):
     if config.address == "local" and not os.environ.get("RAY_ADDRESS"):  # inside `ray job submit`: join
         os.environ.update(WORKER_ENV)
         num_cpus = config.num_cpus or os.cpu_count()
+        metrics = {"_metrics_export_port": config.metrics_export_port} if config.metrics_export_port else {}
         return ray.init(
             num_cpus=num_cpus,
             include_dashboard=False,
             namespace=config.namespace,
             runtime_env={"env_vars": WORKER_ENV},
             log_to_driver=True,
-            _system_config=LOCAL_SYSTEM_CONFIG,
+            _system_config={**LOCAL_SYSTEM_CONFIG, "enable_metrics_collection": bool(metrics)},
+            **metrics,
         )
     # Joining: no runtime_env here, it would replace the one `ray job submit` gave (its working_dir).
     return ray.init(address=config.address if config.address != "local" else "auto", namespace=config.namespace)

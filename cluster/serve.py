@@ -24,6 +24,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from ray import serve
+from ray.serve import metrics
 
 from cluster.config import ENGINE_DTYPE, QThinkConfig, load_config
 from cluster.serve_auth import authorize, check_exposure, load_api_keys
@@ -115,6 +116,12 @@ class QualityJudge:
         dtype = ENGINE_DTYPE[cfg.model.dtype]
         args = engine_args(model_dir, cfg.rollout, dtype, max_media=MAX_CHAT_IMAGES)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        # Serve itself counts requests by route and status and times them (ray_serve_num_http_requests,
+        # ray_serve_http_request_latency_ms); these say what the model did. Exported with a `ray_` prefix.
+        self.generated_tokens = metrics.Counter("qthink_generated_tokens", "tokens the engine generated",
+                                                tag_keys=("route",))
+        self.scored = metrics.Counter("qthink_scored_items", "images and videos scored", tag_keys=("media_type",))
+        self.parse_failures = metrics.Counter("qthink_parse_failures", "score samples whose answer did not parse")
 
     @app.get("/", response_class=HTMLResponse)
     async def page(self) -> str:
@@ -157,9 +164,13 @@ class QualityJudge:
         prompt = vllm_input(rollout, self.processor)
         # One sample is greedy, as evaluation scores (cluster/evaluation.py); several use the config's sampling.
         overrides = {"temperature": 0.0} if item.samples == 1 else {}
-        out = await self._generate(prompt, item.samples, None, overrides)
+        out = await self._generate(prompt, item.samples, None, overrides, "/v1/score")
         texts = [c.text for c in out.outputs]
-        return {**score_summary(texts, self.preset), "reasoning": texts if item.return_reasoning else None,
+        summary = score_summary(texts, self.preset)
+        self.scored.inc(tags={"media_type": item.media_type})
+        if summary["parse_failures"]:  # a Ray counter takes only increments > 0
+            self.parse_failures.inc(summary["parse_failures"])
+        return {**summary, "reasoning": texts if item.return_reasoning else None,
                 "model": self.model_name, "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
 
     async def _chat(self, request: Request) -> dict:
@@ -181,10 +192,10 @@ class QualityJudge:
         prompt = {"prompt": text, "multi_modal_data": {"image": images}} if images else {"prompt": text}
         overrides = {k: v for k, v in (("temperature", chat.temperature), ("top_p", chat.top_p),
                                        ("max_tokens", max_tokens)) if v is not None}
-        out = await self._generate(prompt, chat.n, chat.seed, overrides)
+        out = await self._generate(prompt, chat.n, chat.seed, overrides, "/v1/chat/completions")
         return chat_completion(out, self.model_name)
 
-    async def _generate(self, prompt: dict, n: int, seed: int | None, overrides: dict):
+    async def _generate(self, prompt: dict, n: int, seed: int | None, overrides: dict, route: str):
         """One engine request; engine-side validation errors (prompt too long, max_tokens past the context)
         are the client's (400)."""
         from vllm.exceptions import VLLMClientError
@@ -199,6 +210,8 @@ class QualityJudge:
                 final = out
         except (VLLMClientError, ValueError) as error:
             raise ApiError(400, f"the engine refused the request: {error}") from None
+        if tokens := sum(len(c.token_ids) for c in final.outputs):
+            self.generated_tokens.inc(tokens, tags={"route": route})
         return final
 
     async def _within_timeout(self, work):
@@ -222,6 +235,7 @@ def build_app(model_dir: str, cfg: QThinkConfig):
                             "upscale_delay_s": s.upscale_delay_s, "downscale_delay_s": s.downscale_delay_s,
                             "look_back_period_s": s.look_back_period_s},
         max_ongoing_requests=s.max_ongoing_requests,
+        max_surge_percent=s.max_surge_percent,
         ray_actor_options={"num_cpus": s.cpus_per_replica, "num_gpus": s.gpus_per_replica},
     )
     return deployment.bind(str(Path(model_dir).resolve()), cfg)
@@ -255,7 +269,9 @@ def serve_main(model_dir: str, config_path: str | None = None, overrides: list[s
     init_ray(cfg.cluster)
     url = start(model_dir, cfg)
     print(f"qthink serving {model_name(model_dir, cfg)} at {url}  (POST /v1/score, POST /v1/chat/completions, "
-          f"GET /v1/models, GET /healthz); Ctrl-C stops", flush=True)
+          f"GET /v1/models, GET /healthz, the page at /); Ctrl-C stops", flush=True)
+    if cfg.cluster.metrics_export_port:
+        print(f"metrics (Prometheus): http://127.0.0.1:{cfg.cluster.metrics_export_port}/metrics", flush=True)
     try:
         while True:
             time.sleep(3600)
