@@ -122,7 +122,7 @@ class LearnerGroup:
     def _step(self, method: str, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
               off_policy: bool = False) -> dict:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
-                             off_policy)
+                             off_policy, self.cfg.max_tokens_per_micro)
         return merge_rank_metrics(self._call(method, [(s,) for s in shards]))
 
     def train_step(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
@@ -133,7 +133,8 @@ class LearnerGroup:
         return self._step("sft_step", sequences, media)
 
     def score(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest]) -> list[list[float]]:
-        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens)
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
+                             max_tokens_per_micro=self.cfg.max_tokens_per_micro)
         return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 
     def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, restart: bool) -> None:

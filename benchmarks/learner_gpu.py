@@ -157,7 +157,7 @@ def run_variant(args, name: str) -> dict:
     row = {"config": VARIANTS[name], "params": sum(p.numel() for p in model.parameters()),
            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
            "sequences": len(seqs), "prompt_tokens": len(seqs[0].prompt_token_ids), "image_tokens": int(image_tokens),
-           "response_tokens": args.response, "micro_batches": shard.num_micro}
+           "response_tokens": args.response, "micro_batches": len(shard.micro_batches)}
     tokens = sum(len(s.prompt_token_ids) + len(s.token_ids) for s in seqs)
     times, losses = [], []
     for step in range(args.steps + 1):

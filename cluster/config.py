@@ -281,6 +281,9 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
         if section.call_timeout_s <= 0 or section.max_restarts < 0:
             raise ConfigError(f"{key}.call_timeout_s must be > 0 and {key}.max_restarts >= 0, got "
                               f"{section.call_timeout_s}, {section.max_restarts}")
+    if learner.micro_batch_size < 1 or learner.max_tokens_per_micro < 0:
+        raise ConfigError(f"learner.micro_batch_size must be >= 1 and learner.max_tokens_per_micro >= 0 (0: off), got "
+                          f"{learner.micro_batch_size}, {learner.max_tokens_per_micro}")
     if rollout.chunks_per_worker < 1:
         raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {rollout.chunks_per_worker}")
     return config

@@ -31,6 +31,9 @@ class LearnerConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     micro_batch_size: int = 8
+    # > 0: micro-batches of whole groups up to this many padded tokens (sequences x longest) instead of
+    # micro_batch_size sequences: mixed image/video batches stop paying a video's length for every image
+    max_tokens_per_micro: int = 0
     advantage: typing.Literal["grpo", "dr_grpo"] = "grpo"  # (r - mean) / std, or Dr.GRPO's r - mean
     filter_zero_variance: bool = False
     loss_agg: typing.Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"

@@ -34,7 +34,8 @@ class TrainShard:
 
     sequences: list[RolloutSample]
     media: dict[str, RolloutRequest]  # by prompt_id: the media each sequence's pixels are rebuilt from
-    num_micro: int
+    # indices into `sequences`, one list per micro-batch, as many on every rank; [] marks a stand-in micro-batch
+    micro_batches: list[list[int]]
     norm: dict = field(default_factory=dict)
     off_policy: bool = False  # responses from an older policy: the engine's log-probs are the behaviour policy
     # a stand-in sequence (its media in `media`) for a rank with no sequence of its own: it trains with weight 0
@@ -77,10 +78,9 @@ class PolicyTrainer:
         on a stand-in sequence with weight 0, as verl and OpenRLHF pad: under ZeRO-3 every rank's forward
         gathers the same parameters in the same order (a rank that skipped it left the others' gathers
         unmatched), and under ZeRO-2 the gradient buckets fill and reduce in the same order."""
-        parts = np.array_split(np.arange(len(shard.sequences)), shard.num_micro)
         stand_in = shard.sequences[:1] or shard.padding
-        for i, idx in enumerate(parts):
-            self.engine.set_gradient_accumulation_boundary(i == len(parts) - 1)
+        for i, idx in enumerate(shard.micro_batches):
+            self.engine.set_gradient_accumulation_boundary(i == len(shard.micro_batches) - 1)
             seqs = [shard.sequences[j] for j in idx]
             yield (seqs, 1.0) if seqs else (stand_in, 0.0)
 
@@ -220,20 +220,51 @@ class PolicyTrainer:
 
 
 def shard_batch(sequences: list[RolloutSample], media: dict[str, RolloutRequest], world_size: int,
-                micro_batch_size: int, max_tokens: int, off_policy: bool = False) -> list[TrainShard]:
-    """Contiguous, balanced shards (a group's sequences stay together, its media is sent once) with the
-    same micro-batch count on every rank and the global normalisers of the loss."""
+                micro_batch_size: int, max_tokens: int, off_policy: bool = False,
+                max_tokens_per_micro: int = 0) -> list[TrainShard]:
+    """Contiguous, balanced shards (a group's media is sent once per rank) with the same micro-batch count on
+    every rank and the global normalisers of the loss, so neither the split nor the micro-batching changes
+    the update. Micro-batches hold `micro_batch_size` sequences, or, with `max_tokens_per_micro`, whole
+    groups up to that many padded tokens (token_budget_plan)."""
     norm = {"tokens": max(1, sum(len(s.token_ids) for s in sequences)), "seqs": max(1, len(sequences)),
             "max_tokens": max_tokens}
-    parts = np.array_split(np.arange(len(sequences)), world_size)
-    num_micro = max(1, max(-(-len(p) // micro_batch_size) for p in parts))
+    parts = [[sequences[i] for i in idx] for idx in np.array_split(np.arange(len(sequences)), world_size)]
+    if max_tokens_per_micro:
+        plans = [token_budget_plan(seqs, max_tokens_per_micro) for seqs in parts]
+    else:
+        num_micro = max(1, max(-(-len(p) // micro_batch_size) for p in parts))
+        plans = [[idx.tolist() for idx in np.array_split(np.arange(len(seqs)), num_micro)] for seqs in parts]
+    count = max(1, max(len(plan) for plan in plans))
     shards = []
-    for idx in parts:
-        seqs = [sequences[i] for i in idx]
+    for seqs, plan in zip(parts, plans):
         padding = [] if seqs or not sequences else sequences[:1]
         keys = {s.prompt_id for s in seqs + padding}
-        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, num_micro, norm, off_policy, padding))
+        micro = plan + [[] for _ in range(count - len(plan))]
+        shards.append(TrainShard(seqs, {k: media[k] for k in keys}, micro, norm, off_policy, padding))
     return shards
+
+
+def token_budget_plan(seqs: list[RolloutSample], budget: int) -> list[list[int]]:
+    """Micro-batches of whole groups (runs of one prompt id), each within `budget` tokens as the forward
+    pays for them: sequences x the longest, since a micro-batch is padded to its longest. A mixed batch of
+    short image and long video prompts then runs many images or few videos per forward, not a fixed count.
+    A group alone above the budget still gets a micro-batch of its own."""
+    groups: list[list[int]] = []
+    for i, s in enumerate(seqs):
+        if groups and seqs[groups[-1][-1]].prompt_id == s.prompt_id:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    plan, longest = [], 0
+    for group in groups:
+        group_longest = max(len(seqs[i].prompt_token_ids) + len(seqs[i].token_ids) for i in group)
+        if plan and (len(plan[-1]) + len(group)) * max(longest, group_longest) <= budget:
+            plan[-1] += group
+            longest = max(longest, group_longest)
+        else:
+            plan.append(list(group))
+            longest = group_longest
+    return plan
 
 
 def merge_rank_metrics(per_rank: list[dict], prefix: str = "") -> dict:

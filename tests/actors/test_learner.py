@@ -153,3 +153,21 @@ def test_truncated_importance_sampling_weights_each_token_by_the_capped_learner_
     # ratio e^1 > cap 2 on every token: capped at 2
     assert engine_doubts["loss"] == pytest.approx(agree["loss"] * 2.0, rel=1e-4)
     assert engine_doubts["is_capped_frac"] == 1.0 and engine_doubts["is_weight_max"] == pytest.approx(2.0)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_token_budget_micro_batches_give_the_update_of_count_micro_batches(ray_local, tiny_model_dir, zero_stage):
+    """Whole groups packed up to a token budget, over 2 ranks, against 2 sequences per micro-batch on 1 rank,
+    with the KL reference on: the loss is normalised over the whole batch, so the update is the same."""
+    _, seqs, media = grpo_batch(tiny_model_dir, groups=3, g=3, seed=6)
+    tokens = len(seqs[0].prompt_token_ids) + max(len(s.token_ids) for s in seqs)
+    one, w1 = _step_and_weights(tiny_model_dir, _cfg(zero_stage=zero_stage), seqs, media)
+    budget = _cfg(num_ranks=2, zero_stage=zero_stage, max_tokens_per_micro=4 * tokens)  # 1 group a micro-batch
+    two, w2 = _step_and_weights(tiny_model_dir, budget, seqs, media)
+    assert two["response_tokens"] == one["response_tokens"]
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5, abs=1e-7)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
+    assert two["kl"] == pytest.approx(one["kl"], rel=1e-4, abs=1e-9)
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], atol=1e-5, rtol=1e-4)
