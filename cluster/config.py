@@ -83,6 +83,9 @@ class ClusterConfig:
     # at http://<node>:<port>/metrics (docs/design.md, "Serving"); 0 keeps them off, as training on a small
     # machine wants. A cluster keeps its own setting.
     metrics_export_port: int = 0
+    # how long a role's placement group may wait for free resources the cluster has (cluster/placement.py);
+    # a request the cluster cannot hold at all fails at once
+    placement_timeout_s: float = 120.0
 
 
 @dataclass

@@ -49,6 +49,7 @@ class Run:
         self.log = RunLog(self.out, cfg.logging, cfg)
         init_ray(dataclasses.replace(cfg.cluster, num_cpus=cfg.cluster.num_cpus or max(
             placement.logical_cpus_needed(cfg), 2)))
+        placement.check_cluster_holds(cfg)  # in seconds, before any engine spends a minute starting
         self.model_dir = cfg.model.path
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
         self.preset = get_preset(cfg.reward.preset)

@@ -1,19 +1,30 @@
-"""Which actor runs where: rollout engines, learner ranks and reward workers from the config.
+"""Which actor runs where: rollout engines, learner ranks and reward workers, each role in a placement
+group reserved before its actors start.
+
+- rollout: one bundle per engine holding its `tensor_parallel_size` GPUs (a bundle lives on one node, so an
+  engine's TP ranks share a node), engines SPREAD over nodes; a replaced worker takes its old bundle;
+- learner: one bundle per rank, PACKed (ranks talk every micro-batch);
+- reward: one CPU bundle per worker, PACKed.
+A reservation the cluster cannot hold fails at once, naming what was asked and what the nodes have; one
+that it could hold but does not get within `cluster.placement_timeout_s` (resources busy) fails then.
 
 Locally (CPU) every engine gets its own core list for vLLM's OpenMP threads (with the default "auto"
 binding every engine picks the same cores) and Ray is told about as many logical CPUs as the roles ask
 for: the roles take turns on the cores in synchronous mode, so oversubscribing the count costs nothing.
-On GPUs each rollout worker holds `tensor_parallel_size` GPUs and each learner rank one.
 """
 
 from __future__ import annotations
 
 import os
 
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
 from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import ENGINE_DTYPE, QThinkConfig
+from cluster.config import ENGINE_DTYPE, ConfigError, QThinkConfig
 from rewards import Preset
 
 
@@ -22,30 +33,97 @@ def logical_cpus_needed(cfg: QThinkConfig) -> int:
     return r.num_workers * r.cpus_per_worker + learner.num_ranks * learner.cpus_per_rank + w.num_workers
 
 
+class PlacementError(ConfigError):
+    """The cluster cannot hold, or has not given within the timeout, what a role asks for (the CLI prints
+    it as a config error: the fix is a smaller config or a bigger cluster)."""
+
+
+def _resources(cpus: float, gpus: float) -> dict:
+    return {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+
+
+def _fits(bundles: list[dict], nodes: list[dict]) -> bool:
+    """Every bundle fits some node and the total fits the cluster: a necessary test, cheap and immediate."""
+    totals = {k: sum(n.get(k, 0) for n in nodes) for b in bundles for k in b}
+    return (all(any(all(n.get(k, 0) >= v for k, v in b.items()) for n in nodes) for b in bundles)
+            and all(sum(b.get(k, 0) for b in bundles) <= total for k, total in totals.items()))
+
+
+def role_bundles(cfg: QThinkConfig) -> dict[str, tuple[list[dict], str]]:
+    """Per role: its bundles and the placement strategy."""
+    r, lc, w = cfg.rollout, cfg.learner, cfg.reward
+    return {"rollout": ([_resources(r.cpus_per_worker, r.gpus_per_worker * r.tensor_parallel_size)] * r.num_workers,
+                        "SPREAD"),
+            "learner": ([_resources(lc.cpus_per_rank, lc.gpus_per_rank)] * lc.num_ranks, "PACK"),
+            "reward": ([_resources(1, 0)] * w.num_workers, "PACK")}
+
+
+def _nodes() -> tuple[list[dict], str]:
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    return nodes, "; ".join(f"node {i}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()) if k in ("CPU", "GPU"))
+                            for i, n in enumerate(nodes))
+
+
+def check_cluster_holds(cfg: QThinkConfig, roles: tuple[str, ...] = ("rollout", "learner", "reward")) -> None:
+    """Before any role starts: the roles' bundles together fit the live nodes, or a PlacementError naming both."""
+    wanted = {role: spec for role, spec in role_bundles(cfg).items() if role in roles}
+    nodes, have = _nodes()
+    if not _fits([b for bundles, _ in wanted.values() for b in bundles], nodes):
+        asked = "; ".join(f"{role} {len(b)} x {b[0]}" for role, (b, _) in wanted.items() if b)
+        raise PlacementError(f"the cluster cannot hold what the config asks for: {asked} (it has {have})")
+
+
+def reserve(role: str, cfg: QThinkConfig) -> PlacementGroup:
+    bundles, strategy = role_bundles(cfg)[role]
+    check_cluster_holds(cfg, (role,))
+    timeout_s = cfg.cluster.placement_timeout_s
+    group = placement_group(bundles, strategy=strategy, name=f"qthink-{role}")
+    ready, _ = ray.wait([group.ready()], timeout=timeout_s)
+    if not ready:
+        remove_placement_group(group)
+        raise PlacementError(f"{role}: {len(bundles)} x {bundles[0]} ({strategy}) not placed within {timeout_s:g} s; "
+                             f"free now: {ray.available_resources()} ({_nodes()[1]})")
+    return group
+
+
+def in_bundle(group: PlacementGroup, index: int = -1) -> dict:
+    """Actor options that put an actor in bundle `index` (-1: any) of `group`; what it starts goes there too."""
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=index, placement_group_capture_child_tasks=True)}
+
+
 def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     r = cfg.rollout
     dtype = ENGINE_DTYPE[cfg.model.dtype]
     cores = os.cpu_count() or 1
+    gpus = r.gpus_per_worker * r.tensor_parallel_size
+    group = reserve("rollout", cfg)
 
     def make(i: int):
-        if r.gpus_per_worker:
-            options = {"num_cpus": r.cpus_per_worker, "num_gpus": r.gpus_per_worker * r.tensor_parallel_size}
+        options = {"num_cpus": r.cpus_per_worker, "num_gpus": gpus, **in_bundle(group, i)}
+        if gpus:
             return RolloutWorker.options(**options).remote(model_dir, r, dtype)
         first = (i * r.cpus_per_worker) % cores
         cpu_ids = ",".join(str((first + k) % cores) for k in range(r.cpus_per_worker))
-        return RolloutWorker.options(num_cpus=r.cpus_per_worker).remote(model_dir, r, dtype, cpu_ids)
+        return RolloutWorker.options(**options).remote(model_dir, r, dtype, cpu_ids)
 
     return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s, r.max_restarts, r.call_timeout_s)
 
 
 def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:
-    return LearnerGroup(model_dir, cfg.learner, max_tokens=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature)
+    lc = cfg.learner
+    group = reserve("learner", cfg)
+    return LearnerGroup(model_dir, lc, max_tokens=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature,
+                        actor_options=lambda rank: {"num_cpus": lc.cpus_per_rank, "num_gpus": lc.gpus_per_rank,
+                                                    **in_bundle(group, rank)})
 
 
 def reward_pool(cfg: QThinkConfig, preset: Preset) -> RewardPool:
     w = cfg.reward
     weights = {**{name: 1.0 for name in w.custom}, **w.weights}
     scope = None if w.rank_scope == "global" else w.rank_slice
+    group = reserve("reward", cfg)
     return RewardPool(w.num_workers, preset, weights=weights or None, scope=scope,
-                      worker_options={"num_cpus": 1}, max_restarts=w.max_restarts, group_size=cfg.rollout.n,
+                      worker_options={"num_cpus": 1, **in_bundle(group)}, max_restarts=w.max_restarts,
+                      group_size=cfg.rollout.n,
                       call_timeout_s=w.call_timeout_s)
