@@ -111,7 +111,7 @@ def _distill(args) -> int:
 def _reward(args) -> int:
     from rewards import get_preset, score_jsonl
 
-    summary = score_jsonl(get_preset(args.preset), args.inp, args.out)
+    summary = score_jsonl(get_preset(args.preset), args.inp, args.out, group_size=args.group_size)
     print(summary)
     return 0
 
@@ -172,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reward", help="score a JSONL batch of responses with a reward preset")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
+    p.add_argument("--group-size", type=int, default=None,
+                   help="G responses per group: a prompt id in two adjacent groups stays two groups")
     p.add_argument("--in", dest="inp", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_reward)

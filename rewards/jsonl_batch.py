@@ -16,9 +16,11 @@ from rewards.presets import Preset
 
 
 def score_jsonl(
-    spec: Preset, in_path, out_path, weights: dict | None = None, scope: int | None = None
+    spec: Preset, in_path, out_path, weights: dict | None = None, scope: int | None = None,
+    group_size: int | None = None,
 ) -> dict:
-    """Score the file, write the scored copy; return the summary (rows, prompts, parse failures, means)."""
+    """Score the file, write the scored copy; return the summary (rows, prompts, parse failures, means).
+    `group_size` (G) keeps a prompt id that appears in two adjacent groups two groups (rewards.group_layout)."""
     with Path(in_path).open(encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     result = score_batch(
@@ -29,6 +31,7 @@ def score_jsonl(
         [row.get("variant", "original") for row in rows],
         weights=weights,
         scope=scope,
+        group_size=group_size,
     )
     with Path(out_path).open("w", encoding="utf-8") as f:
         for k, row in enumerate(rows):

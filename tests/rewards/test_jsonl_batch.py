@@ -77,3 +77,15 @@ def test_scores_file_as_one_batch(tmp_path):
     assert summary["rows"] == 8 and summary["prompts"] == 2 and summary["group_size"] == 2
     assert summary["parse_failures"] == 1
     assert set(summary["means"]) == set(out[0]["rewards"])
+
+
+def test_a_prompt_in_two_adjacent_groups_stays_two_groups_with_the_group_size(tmp_path):
+    """An epoch boundary can put one prompt twice in a row: without G the file reads as one group of 4."""
+    rows = [{"prompt_id": "a", "mos": 4.0, "response": f"<think>x</think><answer>{s}</answer>"}
+            for s in ("3.9", "1.5", "4.1", "2.0")] + [
+           {"prompt_id": "b", "mos": 2.0, "response": f"<think>x</think><answer>{s}</answer>"} for s in ("2.1", "4.4")]
+    write_rows(tmp_path / "in.jsonl", rows)
+    with pytest.raises(ValueError, match="same number of consecutive responses"):
+        score_jsonl(PRESETS["qthink"], tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    summary = score_jsonl(PRESETS["qthink"], tmp_path / "in.jsonl", tmp_path / "out.jsonl", group_size=2)
+    assert summary["group_size"] == 2 and summary["rows"] == 6
