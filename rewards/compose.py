@@ -106,9 +106,25 @@ def resolve_weights(spec: Preset, weights: dict | None) -> dict[str, float]:
     return resolved
 
 
-def _slices(rows: np.ndarray, scope: int | None) -> list[np.ndarray]:
-    step = scope or max(len(rows), 1)
-    return [rows[start : start + step] for start in range(0, len(rows), step)]
+def _slices(rows: dict[str, np.ndarray], scope: int | None, prompt_ids: list) -> dict[str, list[np.ndarray]]:
+    """Per variant, the (B_k, G) row blocks that are scored as one batch: `scope` original prompts at a time
+    (the papers' per-GPU batch) and, beside slice k, the perturbed copies of slice k's own prompts, as one
+    GPU held a video with its copy; not the k-th `scope` perturbed groups, which belong to other prompts."""
+    originals = rows["original"]
+    step = scope or max(len(originals), 1)
+    original = [originals[start : start + step] for start in range(0, len(originals), step)] or [originals]
+    slice_of = {}
+    for k, block in enumerate(original):
+        for row in block[:, 0]:
+            slice_of.setdefault(prompt_ids[row], k)
+    perturbed: list[list[np.ndarray]] = [[] for _ in original]
+    for group in rows["perturbed"]:
+        if prompt_ids[group[0]] not in slice_of:
+            raise ValueError(f"perturbed responses of prompt {prompt_ids[group[0]]!r}, which has no original ones")
+        perturbed[slice_of[prompt_ids[group[0]]]].append(group)
+    size = originals.shape[1]
+    return {"original": original,
+            "perturbed": [np.array(blocks, dtype=np.int64).reshape(-1, size) for blocks in perturbed]}
 
 
 def score_gathered(
@@ -145,15 +161,14 @@ def score_gathered(
             {name: v[index] for name, v in values.items()},
         )
 
-    slices = {v: _slices(rows[v], scope) for v in VARIANTS}
+    slices = _slices(rows, scope, list(prompt_ids))
     for variant in VARIANTS:
-        for index in slices[variant]:
+        for index in (block for block in slices[variant] if len(block)):
             view = groups_of(index)
             for component in (c for c in spec.components if c.level == "group"):
                 view.scores[component.name] = values[component.name][index] = component.compute(view)
     for component in (c for c in spec.components if c.level == "variants"):
-        for k, index in enumerate(slices["original"]):
-            perturbed = slices["perturbed"][k] if k < len(slices["perturbed"]) else rows["perturbed"][:0]
+        for index, perturbed in zip(slices["original"], slices["perturbed"], strict=True):
             values[component.name][index] = component.compute(groups_of(index), groups_of(perturbed))
     for name in filter(is_plugin_name, resolved):
         values[name] = custom_component_values(name, list(responses), mos, list(prompt_ids), size, variants)

@@ -46,3 +46,18 @@ def test_perturbed_rows_rank_among_themselves_and_get_no_bonus():
     assert np.array_equal(result.components["rank"][4:], alone.components["rank"])
     # originals win both means; every original has rank > 0.5 and regression > 0.9 -> 0.6
     assert result.components["temporal"].tolist() == [0.6] * 4 + [0.0] * 4
+
+
+def test_with_ranking_in_slices_a_video_is_compared_with_its_own_perturbed_copy():
+    """rank_scope=slice, one prompt per slice: the picture "a" has no perturbed copy and gets no bonus; the
+    video "b" is compared with its own copy. Pairing slices by position compared "a" with b's copy."""
+    exact = "<think>t</think><answer>{}</answer>"
+    responses = [exact.format(v) for v in ("4.51", "4.49", "1.51", "1.49")]  # a and b: both answered right
+    responses += [exact.format(v) for v in ("4.21", "4.32")]  # b's copy: far off its MOS of 1.5
+    ids, mos = ["a", "a", "b", "b", "b", "b"], [4.5, 4.5, 1.5, 1.5, 1.5, 1.5]
+    variants = ["original"] * 4 + ["perturbed"] * 2
+    result = score_batch(PRESETS["vqathinker"], responses, mos, ids, variants, scope=1)
+    alone = score_batch(PRESETS["vqathinker"], responses[2:], mos[2:], ids[2:], variants[2:])
+    # b's regression beats its copy's: +0.3 to b's responses with regression > 0.9; a has nothing to beat
+    assert result.components["temporal"].tolist() == [0.0, 0.0, 0.3, 0.3, 0.0, 0.0]
+    assert result.components["temporal"][2:].tolist() == alone.components["temporal"].tolist()
