@@ -78,9 +78,8 @@ class LearnerRankError(RuntimeError):
 
 
 class LearnerGroup:
-    """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them)."""
-
-    """`temperature`: the rollout's, the distribution the learner scores responses under."""
+    """All ranks of one DeepSpeed learner; every call goes to every rank (ZeRO collectives need them).
+    `temperature`: the rollout's, the distribution the learner scores responses under."""
 
     def __init__(self, model_dir: str, cfg: LearnerConfig, max_tokens: int, actor_options=None,
                  temperature: float = 1.0):
@@ -121,8 +120,7 @@ class LearnerGroup:
 
     def _step(self, method: str, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
               off_policy: bool = False) -> dict:
-        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
-                             off_policy, self.cfg.max_tokens_per_micro)
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg, self.max_tokens, off_policy)
         return merge_rank_metrics(self._call(method, [(s,) for s in shards]))
 
     def train_step(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
@@ -133,8 +131,7 @@ class LearnerGroup:
         return self._step("sft_step", sequences, media)
 
     def score(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest]) -> list[list[float]]:
-        shards = shard_batch(sequences, media, len(self.ranks), self.cfg.micro_batch_size, self.max_tokens,
-                             max_tokens_per_micro=self.cfg.max_tokens_per_micro)
+        shards = shard_batch(sequences, media, len(self.ranks), self.cfg, self.max_tokens)
         return [lp for part in self._call("score", [(s,) for s in shards]) for lp in part]
 
     def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, restart: bool) -> None:

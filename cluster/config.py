@@ -287,6 +287,12 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
     if learner.micro_batch_size < 1 or learner.max_tokens_per_micro < 0:
         raise ConfigError(f"learner.micro_batch_size must be >= 1 and learner.max_tokens_per_micro >= 0 (0: off), got "
                           f"{learner.micro_batch_size}, {learner.max_tokens_per_micro}")
+    if learner.lora.rank < 0 or (learner.lora.rank and not learner.lora.target_modules):
+        raise ConfigError(f"learner.lora: rank must be >= 0 (0: off) with target_modules given, got rank "
+                          f"{learner.lora.rank}, target_modules {learner.lora.target_modules}")
+    if learner.lora.rank and learner.zero_stage == 3:
+        raise ConfigError("learner.lora with learner.zero_stage 3: LoRA trains under ZeRO 0-2 (its optimizer state is "
+                          "small and the frozen base stays whole on every rank); set learner.zero_stage=2")
     if rollout.chunks_per_worker < 1:
         raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {rollout.chunks_per_worker}")
     return config

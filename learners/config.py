@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # One dtype vocabulary for the model (vLLM engines) and the learner (DeepSpeed).
 Dtype = typing.Literal["fp32", "bf16"]
 LrSchedule = typing.Literal["constant", "cosine", "linear"]
 LR_SCHEDULES = typing.get_args(LrSchedule)
+
+
+LORA_LANGUAGE_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraConfig:
+    """Low-rank adapters (peft) instead of full fine-tuning; rank 0 is off. The reference of the KL term is
+    the model with its adapters disabled, so no second copy of the weights is held."""
+
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+    # module names inside each language-model layer; the vision tower's blocks get adapters on their
+    # attention and MLP too unless learner.freeze_vision
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_LANGUAGE_MODULES))
 
 
 @dataclass
@@ -34,6 +50,9 @@ class LearnerConfig:
     # > 0: micro-batches of whole groups up to this many padded tokens (sequences x longest) instead of
     # micro_batch_size sequences: mixed image/video batches stop paying a video's length for every image
     max_tokens_per_micro: int = 0
+    # the G responses to one prompt share one forward row [prompt | r1 | ... | rG] (learners/logprobs.py):
+    # the vision tower and the prompt run once per group; needs sdpa or eager attention (a 4-D mask)
+    shared_prefix: bool = True
     advantage: typing.Literal["grpo", "dr_grpo"] = "grpo"  # (r - mean) / std, or Dr.GRPO's r - mean
     filter_zero_variance: bool = False
     loss_agg: typing.Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "seq-mean-token-mean"
@@ -48,3 +67,4 @@ class LearnerConfig:
     kl_estimator: typing.Literal["k1", "k2", "k3"] = "k3"  # Schulman's estimators
     gradient_checkpointing: bool = False
     freeze_vision: bool = False
+    lora: LoraConfig = field(default_factory=LoraConfig)

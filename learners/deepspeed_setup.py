@@ -66,7 +66,7 @@ def build_engine(model: torch.nn.Module, cfg: LearnerConfig):
     with `start_schedule`)."""
     import deepspeed
 
-    if cfg.freeze_vision:
+    if cfg.freeze_vision and not cfg.lora.rank:  # under LoRA every base weight is frozen already
         model.model.visual.requires_grad_(False)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -56,9 +56,41 @@ def _collate_media(items: list[dict]) -> dict:
     return {k: torch.cat([m[k] for m in items if k in m]) for k in keys}
 
 
+def _rows(seqs: list[ScoredSequence], shared_prefix: bool) -> list[list[ScoredSequence]]:
+    """Sequences per forward row: one each, or with `shared_prefix` each run of sequences that share a prompt
+    and its media (a GRPO group, or the part of one that fell into this micro-batch)."""
+    rows: list[list[ScoredSequence]] = []
+    for s in seqs:
+        prev = rows[-1][0] if rows else None
+        if shared_prefix and prev is not None and prev.media is s.media and prev.prompt_token_ids == s.prompt_token_ids:
+            rows[-1].append(s)
+        else:
+            rows.append([s])
+    return rows
+
+
+def _block_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, 1, W, W] additive mask of packed rows `[prompt | r1 | ... | rG | pad]`: segment 0 (the prompt) is
+    seen by every later token, a response (segment k > 0) by its own later tokens only, causally. Padding
+    (segment -1) sees earlier padding and itself, so no row of the softmax is empty."""
+    q, k = segments[:, :, None], segments[:, None, :]
+    width = segments.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    allowed = causal & (((k == 0) & (q >= 0)) | (k == q))
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+
+
 def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperature: float = 1.0,
-                      banned_ids: list[int] = (), with_entropy: bool = False):
+                      banned_ids: list[int] = (), with_entropy: bool = False, shared_prefix: bool = False):
     """Log-prob (and entropy) of every response token; one right-padded forward for the micro-batch.
+
+    With `shared_prefix` (Prefix Grouper, arXiv 2506.05433), the responses to one prompt share a row
+    `[prompt | r1 | ... | rG]`: the vision tower and the prompt run once per group instead of G times. A
+    block mask lets each response see the prompt and itself only, and each response keeps the positions it
+    has after the prompt alone, so every log-prob is the one its own sequence would get. The prompt's last
+    position predicts the first token of every response. The mask is a dense 4-D one, which the sdpa and
+    eager attention kernels take and flash-attention kernels do not.
 
     Only the positions that predict response tokens get logits (`logits_to_keep`), and they are taken
     out with ONE gather: slicing each sequence out of the full logits made every slice's backward
@@ -68,29 +100,43 @@ def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperatur
     [tokens x vocab] tensor waits for the backward.
     Returns lists of 1-D tensors (one per sequence, length = its response) so callers never see padding.
     """
-    lengths = [len(s.prompt_token_ids) + len(s.token_ids) for s in seqs]
+    rows = _rows(seqs, shared_prefix)
+    lengths = [len(r[0].prompt_token_ids) + sum(len(s.token_ids) for s in r) for r in rows]
     width = max(lengths)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    positions = torch.zeros((3, len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : lengths[i]] = torch.tensor(s.prompt_token_ids + s.token_ids)
-        mask[i, : lengths[i]] = 1
-        positions[:, i, : lengths[i]] = s.positions
-    first = min(len(s.prompt_token_ids) for s in seqs) - 1  # the earliest position that predicts a response token
-    rows = torch.cat([torch.full((len(s.token_ids),), i) for i, s in enumerate(seqs)])
-    cols = torch.cat([torch.arange(len(s.prompt_token_ids) - 1, n - 1) for s, n in zip(seqs, lengths)])
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    segments = torch.full((len(rows), width), -1, dtype=torch.long)
+    positions = torch.zeros((3, len(rows), width), dtype=torch.long)
+    row_of, col_of = [], []  # per response token: the row and column whose logits predict it
+    for i, row in enumerate(rows):
+        prompt = len(row[0].prompt_token_ids)
+        ids[i, :prompt] = torch.tensor(row[0].prompt_token_ids)
+        segments[i, :prompt] = 0
+        positions[:, i, :prompt] = row[0].positions[:, :prompt]
+        start = prompt
+        for k, s in enumerate(row, start=1):
+            n = len(s.token_ids)
+            ids[i, start : start + n] = torch.tensor(s.token_ids, dtype=torch.long)
+            segments[i, start : start + n] = k
+            positions[:, i, start : start + n] = s.positions[:, prompt:]
+            row_of.append(torch.full((n,), i))
+            col_of.append(torch.cat([torch.tensor([prompt - 1]), torch.arange(start, start + n - 1)])[:n])
+            start += n
+    rows_t, cols = torch.cat(row_of), torch.cat(col_of)
+    targets = torch.cat([torch.tensor(s.token_ids, dtype=torch.long) for s in seqs])
     device = next(model.parameters()).device
-    media = {k: v.to(device) for k, v in _collate_media([s.media for s in seqs]).items()}
+    dtype = next(model.parameters()).dtype
+    mask = _block_mask(segments, dtype) if shared_prefix else (segments >= 0).long()
+    first, last = int(cols.min()), int(cols.max())
+    media = {k: v.to(device) for k, v in _collate_media([r[0].media for r in rows]).items()}
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                   use_cache=False, logits_to_keep=torch.arange(first, width - 1, device=device), **media).logits
-    picked = logits[rows.to(device), (cols - first).to(device)].float()
+                   use_cache=False, logits_to_keep=torch.arange(first, last + 1, device=device), **media).logits
+    picked = logits[rows_t.to(device), (cols - first).to(device)].float()
     if len(banned_ids):
         bias = torch.zeros(picked.shape[-1], device=device)
         bias[list(banned_ids)] = BANNED_LOGIT_BIAS
         picked = picked + bias
     step = torch.log_softmax(picked / temperature, dim=-1)
-    logp = step.gather(-1, ids[rows, cols + 1].to(device)[:, None]).squeeze(-1)
+    logp = step.gather(-1, targets.to(device)[:, None]).squeeze(-1)
     sizes = [len(s.token_ids) for s in seqs]
     logps = list(logp.split(sizes))
     if not with_entropy:

@@ -20,6 +20,7 @@ import torch
 from learners.config import LearnerConfig
 from learners.deepspeed_setup import build_engine, lr_factor, start_schedule
 from learners.logprobs import ScoredSequence, media_tensors, scored_sequence, sequence_logprobs
+from learners.lora import base_parameters, fold_into_base, with_adapters
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss, truncated_is_weights
 from learners.weights import full_state_dict, gathered
 from rollout.engine import banned_token_ids
@@ -54,8 +55,11 @@ class PolicyTrainer:
         self.sampling = dict(temperature=temperature, banned_ids=banned_token_ids(self.processor.tokenizer))
         dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
         model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype)
+        if cfg.lora.rank:
+            model = with_adapters(model, cfg)  # the reference is this model with its adapters disabled
         # Copied whole, before ZeRO-3 partitions the model; DeepSpeed moves only the engine's copy to the GPU.
-        self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 else None
+        self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 and not cfg.lora.rank else None
+        self.folded = False  # LoRA: adapters folded into the base weights (reset_reference), saved with checkpoints
         self.engine = build_engine(model, cfg)
         self._blob: np.ndarray | None = None  # the weight-sync buffer, reused (weights_blob)
         if self.ref is not None:
@@ -70,7 +74,15 @@ class PolicyTrainer:
 
     def _logprobs(self, model, scored: list[ScoredSequence], with_entropy: bool = False, temperature=None):
         sampling = self.sampling if temperature is None else {**self.sampling, "temperature": temperature}
-        return sequence_logprobs(model, scored, self.pad_id, **sampling, with_entropy=with_entropy)
+        return sequence_logprobs(model, scored, self.pad_id, **sampling, with_entropy=with_entropy,
+                                 shared_prefix=self.cfg.shared_prefix)
+
+    @torch.no_grad()
+    def _reference_logprobs(self, scored: list[ScoredSequence]):
+        if self.ref is not None:
+            return self._logprobs(self.ref, scored)
+        with self.engine.module.disable_adapter():  # LoRA
+            return self._logprobs(self.engine, scored)
 
     def _micro_batches(self, shard: TrainShard):
         """(sequences, loss weight) per micro-batch, the same count on every rank. A micro-batch with no
@@ -114,9 +126,8 @@ class PolicyTrainer:
                 per_token = per_token * is_weight
                 stats |= {"is_weight": float((is_weight * mask).sum()), "is_capped": float((capped & mask).sum())}
                 sums["is_max"] = max(sums["is_max"], weight * float(is_weight[mask].max()))
-            if self.ref is not None:
-                with torch.no_grad():
-                    ref_logp, _ = pad_stack(self._logprobs(self.ref, scored))
+            if cfg.beta > 0:
+                ref_logp, _ = pad_stack(self._reference_logprobs(scored))
                 kl = kl_estimate(logp, ref_logp, cfg.kl_estimator)
                 per_token = per_token + cfg.beta * kl
                 stats["kl"] = float((kl.detach() * mask).sum())
@@ -155,12 +166,25 @@ class PolicyTrainer:
         """The KL anchor becomes the current policy. GRPO after SFT must regularise towards the SFT model
         (Q-Ponder's stage 2 loads the cold-start checkpoint as its reference), not towards the weights the
         run started from: a random tiny model's KL to its SFT self is ~6 nats/token (measured) and beta > 0
-        then drags GRPO back to noise. Every rank calls it (each ZeRO-3 gather is a collective)."""
+        then drags GRPO back to noise. Every rank calls it (each ZeRO-3 gather is a collective). With LoRA
+        the adapters are folded into the base (learners/lora.py), once they have trained at all."""
+        if self.cfg.lora.rank:
+            if self.engine.global_steps:
+                fold_into_base(self.engine.module)
+                self.folded = True
+            return
         if self.ref is None:
             return
         for ref_param, param in zip(self.ref.parameters(), self.engine.module.parameters()):
             with gathered(param, self.cfg.zero_stage):
                 ref_param.copy_(param)
+
+    def _anchor(self) -> dict[str, torch.Tensor]:
+        """The weights of the KL anchor that model_dir does not hold: the reference copy, or with LoRA the
+        base weights once adapters were folded into them."""
+        if self.ref is not None:
+            return dict(self.ref.named_parameters())
+        return base_parameters(self.engine.module) if self.folded else {}
 
     def start_stage(self, lr: float, warmup_steps: int, schedule: str, total_steps: int, restart: bool) -> None:
         """SFT and GRPO each train at their own rate, warmup and schedule (deepspeed_setup.start_schedule)."""
@@ -198,21 +222,28 @@ class PolicyTrainer:
                       metadata={"format": "pt"})
 
     def save_state(self, ckpt_dir: str, tag: str) -> None:
-        """Model, optimizer, scheduler and every RNG this rank uses (restored bit-for-bit on resume)."""
+        """Model (with LoRA: adapters only), optimizer, scheduler, the KL anchor and every RNG this rank uses
+        (restored bit-for-bit on resume)."""
+        from safetensors.torch import save_file
+
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-        self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng})
-        if self.ref is not None and torch.distributed.get_rank() == 0:  # it may differ from the start weights
-            from safetensors.torch import save_model
+        self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng, "folded": self.folded})
+        anchor = self._anchor()
+        if anchor and torch.distributed.get_rank() == 0:
+            save_file({k: v.detach().contiguous() for k, v in anchor.items()},
+                      f"{ckpt_dir}/{tag}/reference.safetensors")
 
-            save_model(self.ref, f"{ckpt_dir}/{tag}/reference.safetensors")
-
+    @torch.no_grad()
     def load_state(self, ckpt_dir: str, tag: str) -> None:
-        _, client = self.engine.load_checkpoint(ckpt_dir, tag=tag)
-        reference = f"{ckpt_dir}/{tag}/reference.safetensors"
-        if self.ref is not None and os.path.exists(reference):
-            from safetensors.torch import load_model
+        from safetensors.torch import load_file
 
-            load_model(self.ref, reference, device=str(self.engine.device))
+        _, client = self.engine.load_checkpoint(ckpt_dir, tag=tag, load_module_strict=not self.cfg.lora.rank)
+        self.folded = client.get("folded", False)
+        reference = f"{ckpt_dir}/{tag}/reference.safetensors"
+        if os.path.exists(reference):
+            anchor = self._anchor()
+            for name, tensor in load_file(reference).items():
+                anchor[name].copy_(tensor)
         rng = client["rng"]
         torch.set_rng_state(rng["torch"])
         np.random.set_state(rng["numpy"])
@@ -220,19 +251,18 @@ class PolicyTrainer:
 
 
 def shard_batch(sequences: list[RolloutSample], media: dict[str, RolloutRequest], world_size: int,
-                micro_batch_size: int, max_tokens: int, off_policy: bool = False,
-                max_tokens_per_micro: int = 0) -> list[TrainShard]:
+                cfg: LearnerConfig, max_tokens: int, off_policy: bool = False) -> list[TrainShard]:
     """Contiguous, balanced shards (a group's media is sent once per rank) with the same micro-batch count on
     every rank and the global normalisers of the loss, so neither the split nor the micro-batching changes
-    the update. Micro-batches hold `micro_batch_size` sequences, or, with `max_tokens_per_micro`, whole
-    groups up to that many padded tokens (token_budget_plan)."""
+    the update. Micro-batches hold `cfg.micro_batch_size` sequences, or, with `cfg.max_tokens_per_micro`,
+    whole groups up to that many padded tokens (token_budget_plan)."""
     norm = {"tokens": max(1, sum(len(s.token_ids) for s in sequences)), "seqs": max(1, len(sequences)),
             "max_tokens": max_tokens}
     parts = [[sequences[i] for i in idx] for idx in np.array_split(np.arange(len(sequences)), world_size)]
-    if max_tokens_per_micro:
-        plans = [token_budget_plan(seqs, max_tokens_per_micro) for seqs in parts]
+    if cfg.max_tokens_per_micro:
+        plans = [token_budget_plan(seqs, cfg.max_tokens_per_micro, cfg.shared_prefix) for seqs in parts]
     else:
-        num_micro = max(1, max(-(-len(p) // micro_batch_size) for p in parts))
+        num_micro = max(1, max(-(-len(p) // cfg.micro_batch_size) for p in parts))
         plans = [[idx.tolist() for idx in np.array_split(np.arange(len(seqs)), num_micro)] for seqs in parts]
     count = max(1, max(len(plan) for plan in plans))
     shards = []
@@ -244,9 +274,10 @@ def shard_batch(sequences: list[RolloutSample], media: dict[str, RolloutRequest]
     return shards
 
 
-def token_budget_plan(seqs: list[RolloutSample], budget: int) -> list[list[int]]:
+def token_budget_plan(seqs: list[RolloutSample], budget: int, shared_prefix: bool = False) -> list[list[int]]:
     """Micro-batches of whole groups (runs of one prompt id), each within `budget` tokens as the forward
-    pays for them: sequences x the longest, since a micro-batch is padded to its longest. A mixed batch of
+    pays for them: rows x the longest row, since a micro-batch is padded to its longest. A row is one
+    sequence, or with `shared_prefix` a whole group (its prompt once, then every response). A mixed batch of
     short image and long video prompts then runs many images or few videos per forward, not a fixed count.
     A group alone above the budget still gets a micro-batch of its own."""
     groups: list[list[int]] = []
@@ -255,15 +286,21 @@ def token_budget_plan(seqs: list[RolloutSample], budget: int) -> list[list[int]]
             groups[-1].append(i)
         else:
             groups.append([i])
-    plan, longest = [], 0
+
+    def rows(group: list[int]) -> list[int]:
+        lengths = [len(seqs[i].token_ids) for i in group]
+        prompt = len(seqs[group[0]].prompt_token_ids)
+        return [prompt + sum(lengths)] if shared_prefix else [prompt + n for n in lengths]
+
+    plan, row_lengths = [], []
     for group in groups:
-        group_longest = max(len(seqs[i].prompt_token_ids) + len(seqs[i].token_ids) for i in group)
-        if plan and (len(plan[-1]) + len(group)) * max(longest, group_longest) <= budget:
+        lengths = rows(group)
+        if plan and (len(row_lengths) + len(lengths)) * max(row_lengths + lengths) <= budget:
             plan[-1] += group
-            longest = max(longest, group_longest)
+            row_lengths += lengths
         else:
             plan.append(list(group))
-            longest = group_longest
+            row_lengths = lengths
     return plan
 
 

@@ -12,6 +12,8 @@ import contextlib
 
 import torch
 
+from learners.lora import is_lora, merged_parameters
+
 _MEMORY_TO_CHECKPOINT = (("model.language_model.", "model."), ("model.visual.", "visual."))
 
 
@@ -38,8 +40,12 @@ def full_state_dict(
     (each gather is a collective); the result is the same on every rank."""
     tied = getattr(module.config, "tie_word_embeddings", False) or getattr(
         getattr(module.config, "text_config", None), "tie_word_embeddings", False)
+    if is_lora(module):  # ZeRO 0-2: whole on every rank
+        named = merged_parameters(module).items()
+    else:
+        named = module.named_parameters()
     out = {}
-    for name, param in module.named_parameters():
+    for name, param in named:
         if tied and name == "lm_head.weight":
             continue
         with gathered(param, zero_stage):

@@ -10,6 +10,7 @@ import ray
 from actors.learner import LearnerGroup
 from actors.rollout_worker import RolloutPool, RolloutWorker
 from cluster.config import LearnerConfig, RolloutConfig
+from learners.config import LoraConfig
 from rollout.records import RolloutRequest
 
 pytestmark = pytest.mark.slow
@@ -26,11 +27,13 @@ def _train_batch(groups, requests):
     return seqs, {r.prompt_id: r for r in requests}
 
 
-def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_local, tiny_model_dir):
+@pytest.mark.parametrize("lora_rank", [0, 4], ids=["full", "lora"])
+def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_local, tiny_model_dir, tmp_path, lora_rank):
+    """With LoRA the learner sends the merged weights, and its final dir is a plain model vLLM loads."""
     rollout_cfg = RolloutConfig(n=2, max_tokens=10, max_model_len=1024)
     pool = RolloutPool(lambda i: RolloutWorker.options(num_cpus=1).remote(str(tiny_model_dir), rollout_cfg), 1)
-    learner = LearnerGroup(str(tiny_model_dir), LearnerConfig(num_ranks=1, lr=2e-2, beta=0.0, micro_batch_size=4),
-                           max_tokens=10)
+    learner = LearnerGroup(str(tiny_model_dir), LearnerConfig(num_ranks=1, lr=2e-2, beta=0.0, micro_batch_size=4,
+                                                              lora=LoraConfig(rank=lora_rank)), max_tokens=10)
     before = pool.generate(_requests(0))
     seqs, media = _train_batch(before, _requests(0))
     metrics = learner.train_step(seqs, media)
@@ -49,5 +52,13 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     stale = RolloutPool(lambda i: RolloutWorker.options(num_cpus=0).remote(str(tiny_model_dir), rollout_cfg), 1)
     replay = stale.generate(_requests(100))  # same seeds, old weights: other samples or other logprobs
     assert [s.logprobs for g in replay for s in g] != engine_lp
-    for w in pool.workers + stale.workers + learner.ranks:
+    for w in stale.workers:
+        ray.kill(w)
+    learner.save_hf(str(tmp_path / "final"))
+    final = RolloutPool(lambda i: RolloutWorker.options(num_cpus=0).remote(str(tmp_path / "final"), rollout_cfg), 1)
+    served = final.generate(_requests(100))  # same seeds, the saved final model: what the synced engine sampled
+    assert [s.token_ids for g in served for s in g] == [s.token_ids for g in after for s in g]
+    for ours, synced in zip([s.logprobs for g in served for s in g], engine_lp, strict=True):
+        assert np.abs(np.array(ours) - np.array(synced)).max() < 1e-5
+    for w in pool.workers + final.workers + learner.ranks:
         ray.kill(w)

@@ -105,6 +105,10 @@ def test_cli_help_lists_the_commands_that_exist():
         (["reward.max_restarts=-1"], "reward.max_restarts"),
         (["rollout.temperature=0"], "rollout.temperature must be > 0"),
         (["train.checkpoint_dir=nosuchfs://bucket/run"], "train.checkpoint_dir"),
+        (["learner.lora.rank=8", "learner.zero_stage=3"], "learner.lora with learner.zero_stage 3"),
+        (["learner.lora.rank=-1"], "learner.lora: rank must be >= 0"),
+        (["learner.lora.rank=8", "learner.lora.target_modules=[]"], "learner.lora: rank must be >= 0"),
+        (["learner.lora.ranks=8"], "learner.lora.ranks: unknown key"),
     ],
 )
 def test_train_rejects_what_it_cannot_run_before_starting_anything(tmp_path, overrides, says):

@@ -80,7 +80,7 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=zero_stage, dtype="bf16", lr=1e-2, beta=0.04,
                         micro_batch_size=3, grad_clip=100.0)
     trainer = PolicyTrainer(str(model_dir), cfg)
-    shard = shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0]
+    shard = shard_batch(seqs, media, 1, cfg, max_tokens=12)[0]
     out = {"device": next(trainer.engine.module.parameters()).device.type,
            "ref_device": next(trainer.ref.parameters()).device.type, "before": trainer.score(shard),
            "metrics": trainer.train_step(shard), "after": trainer.score(shard),
@@ -138,5 +138,5 @@ def test_grpo_step_with_the_engines_rollout_logprobs_on_cuda(nccl, tiny_model_di
     _, seqs, media = _batch(tiny_model_dir, seed=1, rollout_logprob=-7.6)
     cfg = LearnerConfig(num_ranks=1, gpus_per_rank=1, zero_stage=2, dtype="bf16", lr=1e-3, beta=0.0, micro_batch_size=4)
     trainer = PolicyTrainer(str(tiny_model_dir), cfg)
-    metrics = trainer.train_step(shard_batch(seqs, media, 1, cfg.micro_batch_size, max_tokens=12)[0])
+    metrics = trainer.train_step(shard_batch(seqs, media, 1, cfg, max_tokens=12)[0])
     assert metrics["gap_tokens"] == sum(len(s.token_ids) for s in seqs)

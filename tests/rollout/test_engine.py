@@ -8,6 +8,8 @@ from rollout.config import RolloutConfig
 from rollout.engine import BANNED_TOKENS, RolloutEngine, default_video_meta
 from rollout.records import RolloutRequest
 
+from learner_batch import prompt_ids
+
 pytestmark = pytest.mark.slow
 
 
@@ -112,19 +114,12 @@ def _transformers_logprobs(model_dir, request, samples, temperature=1.0):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from learners.logprobs import media_tensors, scored_sequence, sequence_logprobs
-    from rollout.engine import banned_token_ids, vllm_input
+    from rollout.engine import banned_token_ids
 
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()
     # trap 2: the processor's own expansion of the prompt text equals the ids vLLM reports.
-    text = vllm_input(request, proc)["prompt"]
-    if request.media_type == "video":
-        ids = proc(text=[text], videos=[request.frames], do_sample_frames=False,
-                   return_tensors="pt")["input_ids"][0].tolist()
-    else:
-        images = [request.image] if request.media_type == "image" else list(request.frames)
-        ids = proc(text=[text], images=images, return_tensors="pt")["input_ids"][0].tolist()
-    assert ids == samples[0].prompt_token_ids
+    assert prompt_ids(proc, request) == samples[0].prompt_token_ids
     media = media_tensors(proc, request)
     seqs = [scored_sequence(model.config, s.prompt_token_ids, s.token_ids, media) for s in samples]
     with torch.no_grad():
