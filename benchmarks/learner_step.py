@@ -13,8 +13,8 @@ image is 32x32 patches -> 256 image tokens (`--image-side 112`: 16 tokens).
 Variants (`VARIANTS`): `plain` scores each sequence in its own row; `shared-prefix` runs each group as one
 row `[prompt | r1 | ... | rG]` (the vision tower and prompt once per group); `lora` adds adapters
 (`--lora-rank`, language and vision) on the shared-prefix forward; the GPU memory variants (`full`,
-`frozen-vision`, ...) are the full fine-tuning setups measured on an H100 before. Batch: B prompts x G responses of R tokens, one
-image per prompt, in the project's `qthink` prompt, GRPO advantages from random rewards, beta 0. Each
+`frozen-vision`, ...) are the full fine-tuning setups measured on an H100 before. Batch: B prompts x G
+responses of R tokens, one image per prompt, in the project's `qthink` prompt, GRPO advantages from random rewards, beta 0. Each
 variant runs in its own process, so one that runs out of memory leaves nothing behind, and its peak memory
 is its own (GPU: max allocated; CPU: the process's peak resident set, model build included). Step time is
 the median after one warm-up step. `tokens_per_s` counts every sequence's prompt + response tokens (the same
