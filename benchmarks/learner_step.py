@@ -10,18 +10,18 @@ safetensors blob the sync path puts in the object store). The model is a `rollou
 nothing else of `PolicyTrainer.__init__` changes. The processor keeps Qwen's own pixel limits, so a 448x448
 image is 32x32 patches -> 256 image tokens (`--image-side 112`: 16 tokens).
 
-Variants (`VARIANTS`): `plain` scores each sequence in its own row; `shared-prefix` runs each group as one
-row `[prompt | r1 | ... | rG]` (the vision tower and prompt once per group); `lora` adds adapters
-(`--lora-rank`, language and vision) on the shared-prefix forward; the GPU memory variants (`full`,
-`frozen-vision`, ...) are the full fine-tuning setups measured on an H100 before. Batch: B prompts x G
-responses of R tokens, one image per prompt, in the project's `qthink` prompt, GRPO advantages from random rewards, beta 0. Each
-variant runs in its own process, so one that runs out of memory leaves nothing behind, and its peak memory
-is its own (GPU: max allocated; CPU: the process's peak resident set, model build included). Step time is
-the median after one warm-up step. `tokens_per_s` counts every sequence's prompt + response tokens (the same
-work unit for every variant); `model_tflops` counts the tokens the forward really processes (a shared row
-holds its prompt once) at 6 x parameters for weights that train, 4 x for frozen weights gradients flow
-through (LoRA), 2 x for a frozen vision tower's forward; attention and recomputation are not counted. The
-export is timed against bytes / the device-to-host bandwidth into pinned memory (the bound).
+Variants (`VARIANTS`): `plain` scores each sequence in its own row; `shared-prefix` runs each group as one row
+`[prompt | r1 | ... | rG]` (the vision tower and prompt once per group); `lora` adds adapters (`--lora-rank`,
+language and vision) on the shared-prefix forward; the GPU memory variants (`full`, `frozen-vision`, ...) are
+the full fine-tuning setups measured on an H100 before. Batch: B prompts x G responses of R tokens, one image
+per prompt, in the project's `qthink` prompt, GRPO advantages from random rewards, beta 0. Each variant runs
+in its own process, so one that runs out of memory leaves nothing behind, and its peak memory is its own (GPU:
+max allocated; CPU: the process's peak resident set, model build included). Step time is the median after one
+warm-up step. `tokens_per_s` counts every sequence's prompt + response tokens (the same work unit for every
+variant); `model_tflops` counts the tokens the forward really processes (a shared row holds its prompt once)
+at 6 x parameters for weights that train, 4 x for frozen weights gradients flow through (LoRA), 2 x for a
+frozen vision tower's forward; attention and recomputation are not counted. The export is timed against bytes
+/ the device-to-host bandwidth into pinned memory (the bound).
 
     python -m benchmarks.learner_step [--variants plain shared-prefix lora] [--shape 3b] [--prompts 8]
                                       [--group 8] [--response 256] [--image-side 448] [--steps 3] [--dtype bf16]
