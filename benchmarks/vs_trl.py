@@ -47,6 +47,9 @@ from cluster.ray_cluster import use_local_env
 
 RESULTS = Path(__file__).parent / "results" / "vs_trl.json"
 PRESET = "visualquality-r1"
+# name: learner ranks, threads per rank, one step off (qthink's asynchronous mode: samples one policy version
+# old; TRL has no such mode)
+QTHINK_RUNS = {"qthink_1rank": (1, 2, False), "qthink_2ranks": (2, 1, False), "qthink_1rank_one_step_off": (1, 2, True)}
 
 
 def median_after(values: list[float], warmup: int) -> float:
@@ -232,8 +235,9 @@ def run_trl_process(args, model_dir: Path, bench: Path, out: Path) -> dict:
 
 def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     """Where one learner micro-batch goes, by op: qthink's own forward + backward (`sequence_logprobs`, as
-    the learner calls it) on `--micro-batch` sequences of this benchmark's prompt + `--max-tokens` response
-    tokens, under torch.profiler with 2 threads. Top ops by self time, and the backward functions by total."""
+    the learner calls it: groups of G responses sharing their prompt's row) on `--micro-batch` sequences of
+    this benchmark's prompt + `--max-tokens` response tokens, under torch.profiler with 2 threads. Top ops by
+    self time, and the backward functions by total."""
     import numpy as np
     import torch
     from torch.profiler import profile
@@ -255,13 +259,14 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     request = media_request(sample.row.id, "image", sample.media, get_preset(PRESET), cfg)
     prompt, media = prompt_token_ids(processor, request), media_tensors(processor, request)
     rng = np.random.default_rng(args.seed)  # response content does not change the cost: ordinary BPE ids
-    seqs = [scored_sequence(model.config, prompt, rng.integers(100, 1000, args.max_tokens).tolist(), media)
-            for _ in range(args.micro_batch)]
+    groups = [dict(media) for _ in range(max(1, args.micro_batch // args.n))]  # one media object per prompt
+    seqs = [scored_sequence(model.config, prompt, rng.integers(100, 1000, args.max_tokens).tolist(),
+                            groups[i * len(groups) // args.micro_batch]) for i in range(args.micro_batch)]
     pad = processor.tokenizer.pad_token_id
-    sum(lp.mean() for lp in sequence_logprobs(model, seqs, pad)).backward()  # warm-up
+    sum(lp.mean() for lp in sequence_logprobs(model, seqs, pad, shared_prefix=True)).backward()  # warm-up
     with profile() as prof:
         start = time.perf_counter()
-        loss = sum(lp.mean() for lp in sequence_logprobs(model, seqs, pad))
+        loss = sum(lp.mean() for lp in sequence_logprobs(model, seqs, pad, shared_prefix=True))
         forward = time.perf_counter()
         loss.backward()
         end = time.perf_counter()
@@ -274,7 +279,8 @@ def learner_ops(args, model_dir: Path, bench: Path, top: int = 6) -> dict:
     by_self = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     backward = sorted((e for e in events if e.key.startswith("autograd::engine::evaluate_function")),
                       key=lambda e: e.cpu_time_total, reverse=True)[:top]
-    return {"sequences": len(seqs), "prompt_tokens": len(prompt), "response_tokens": args.max_tokens,
+    return {"sequences": len(seqs), "rows": len(groups), "prompt_tokens": len(prompt),
+            "response_tokens": args.max_tokens,
             "forward_s": forward - start, "backward_s": end - forward,
             "top_ops_self": rows(by_self, "self_cpu_time_total"),
             "top_backward_total": rows(backward, "cpu_time_total")}
@@ -300,6 +306,8 @@ def main():
     p.add_argument("--lr", type=float, default=1e-6)
     p.add_argument("--micro-batch", type=int, default=16, help="sequences per forward/backward, both sides")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", nargs="+", default=list(QTHINK_RUNS), choices=list(QTHINK_RUNS),
+                   help="qthink placements to time against TRL (qthink_1rank is the like-for-like one)")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--trl-worker", default="", help=argparse.SUPPRESS)  # internal: run the TRL side, write here
     p.add_argument("--model-dir", default="", help=argparse.SUPPRESS)
@@ -329,13 +337,12 @@ def main():
         model_dir = ensure_tiny_model(root / f"model-{shape}", seed=0, shape=shape)
         out = root / "vs-trl" / shape
         runs = {"trl": timed_run(lambda: run_trl_process(args, model_dir, bench, out))}
-        # one_step_off: qthink's asynchronous mode (samples one policy version old; TRL has no such mode)
-        for name, ranks, threads, off in (("qthink_1rank", 1, 2, False), ("qthink_2ranks", 2, 1, False),
-                                          ("qthink_1rank_one_step_off", 1, 2, True)):
+        for name in args.runs:
+            ranks, threads, off = QTHINK_RUNS[name]
             runs[name] = timed_run(lambda: run_qthink(args, model_dir, bench, out / name, ranks, threads, off))
             runs[name]["ratio_to_trl"] = runs[name]["step_s"] / runs["trl"]["step_s"]
             runs[name]["ratio_to_trl_fastest"] = runs[name]["step_s_min"] / runs["trl"]["step_s_min"]
-        result["shapes"][shape] = {**runs, "like_for_like_ratio": runs["qthink_1rank"]["ratio_to_trl"],
+        result["shapes"][shape] = {**runs, "like_for_like_ratio": runs.get("qthink_1rank", {}).get("ratio_to_trl"),
                                    "qthink_learner_micro_batch": learner_ops(args, model_dir, bench)}
         print(f"\n{shape}: {'run':26} {'s/step':>7} {'fastest':>7} {'tokens/s':>9} {'ratio':>6}  profile (median s)")
         for name, r in runs.items():

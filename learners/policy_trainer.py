@@ -227,7 +227,9 @@ class PolicyTrainer:
         from safetensors.torch import save_file
 
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-        self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng, "folded": self.folded})
+        # with LoRA the frozen base stays out (ZeRO-2 would save it whole): model_dir holds it, or the anchor
+        self.engine.save_checkpoint(ckpt_dir, tag=tag, client_state={"rng": rng, "folded": self.folded},
+                                    exclude_frozen_parameters=bool(self.cfg.lora.rank))
         anchor = self._anchor()
         if anchor and torch.distributed.get_rank() == 0:
             save_file({k: v.detach().contiguous() for k, v in anchor.items()},

@@ -70,10 +70,11 @@ def test_lora_moves_the_policy_towards_the_advantage_and_final_is_the_merged_mod
         assert ours == pytest.approx(theirs, abs=2e-5)  # transformers scores the merged dir as the learner did
 
 
+@pytest.mark.parametrize("ranks", [1, 2])
 def test_lora_fold_keeps_the_policy_anchors_kl_there_and_resumes_from_an_adapter_checkpoint(
-        ray_local, tiny_model_dir, tmp_path):
+        ray_local, tiny_model_dir, tmp_path, ranks):
     _, seqs, media = grpo_batch(tiny_model_dir, seed=3)
-    cfg = _cfg(lr=3e-3)
+    cfg = _cfg(lr=3e-3, num_ranks=ranks)
     group = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
     for _ in range(3):
         group.sft_step(seqs, media)
@@ -88,8 +89,9 @@ def test_lora_fold_keeps_the_policy_anchors_kl_there_and_resumes_from_an_adapter
     _kill(group)
 
     (states,) = glob.glob(f"{tmp_path}/learner/*model_states.pt")
-    module = torch.load(states, weights_only=False)["module"]
-    assert module and all("lora_" in k for k in module)  # the checkpoint holds the adapters, not the base
+    saved = torch.load(states, weights_only=False)
+    assert saved["module"] and all("lora_" in k for k in saved["module"])  # the adapters, not the base
+    assert saved["frozen_param_fragments"] is None  # ZeRO-2 keeps the frozen base out too
     resumed = LearnerGroup(str(tiny_model_dir), cfg, max_tokens=8)
     resumed.load_state(str(tmp_path), "learner")
     again = resumed.train_step(seqs, media)
