@@ -229,7 +229,7 @@ def gpu_description() -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=["plain", "shared-prefix", "lora"], choices=list(VARIANTS))
-    p.add_argument("--shape", default="3b", help="rollout.demo.tiny_model shape: tiny | small | 3b")
+    p.add_argument("--shape", default="3b", help="rollout.demo.tiny_model shape: tiny | small | medium | 3b")
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--group", type=int, default=8)
     p.add_argument("--response", type=int, default=256)
@@ -285,7 +285,7 @@ def table(result: dict) -> str:
                 continue
             peak = r.get("peak_allocated_gib", r.get("peak_rss_gib", float("nan")))
             ratio = f"{r['step_s'] / plain:.2f}" if plain else "-"
-            lines.append(f"| {setup} | {name} | {r['trainable_params'] / 1e6:.1f}M | {r['step_s']:.2f} | {ratio} | "
+            lines.append(f"| {setup} | {name} | {r['trainable_params'] / 1e6:.3g}M | {r['step_s']:.2f} | {ratio} | "
                          f"{r['tokens_per_s']:.0f} | {r['model_tflops']:.3g} | {peak:.2f} | {r['export_s']:.2f} |")
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from learners.positions import mrope_positions, video_seconds_per_grid
+from learners.prefix_attention import layout_mask, use_prefix_attention
 from rollout.engine import BANNED_LOGIT_BIAS, default_video_meta
 from rollout.records import RolloutRequest
 
@@ -69,28 +70,15 @@ def _rows(seqs: list[ScoredSequence], shared_prefix: bool) -> list[list[ScoredSe
     return rows
 
 
-def _block_mask(segments: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """[B, 1, W, W] additive mask of packed rows `[prompt | r1 | ... | rG | pad]`: segment 0 (the prompt) is
-    seen by every later token, a response (segment k > 0) by its own later tokens only, causally. Padding
-    (segment -1) sees earlier padding and itself, so no row of the softmax is empty."""
-    q, k = segments[:, :, None], segments[:, None, :]
-    width = segments.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    allowed = causal & (((k == 0) & (q >= 0)) | (k == q))
-    mask = torch.zeros(allowed.shape, dtype=dtype)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
-
-
 def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperature: float = 1.0,
                       banned_ids: list[int] = (), with_entropy: bool = False, shared_prefix: bool = False):
     """Log-prob (and entropy) of every response token; one right-padded forward for the micro-batch.
 
     With `shared_prefix` (Prefix Grouper, arXiv 2506.05433), the responses to one prompt share a row
-    `[prompt | r1 | ... | rG]`: the vision tower and the prompt run once per group instead of G times. A
-    block mask lets each response see the prompt and itself only, and each response keeps the positions it
-    has after the prompt alone, so every log-prob is the one its own sequence would get. The prompt's last
-    position predicts the first token of every response. The mask is a dense 4-D one, which the sdpa and
-    eager attention kernels take and flash-attention kernels do not.
+    `[prompt | r1 | ... | rG]`: the vision tower and the prompt run once per group instead of G times. Each
+    response sees the prompt and itself only (learners/prefix_attention.py) and keeps the positions it has
+    after the prompt alone, so every log-prob is the one its own sequence would get. The prompt's last
+    position predicts the first token of every response.
 
     Only the positions that predict response tokens get logits (`logits_to_keep`), and they are taken
     out with ONE gather: slicing each sequence out of the full logits made every slice's backward
@@ -124,8 +112,9 @@ def sequence_logprobs(model, seqs: list[ScoredSequence], pad_id: int, temperatur
     rows_t, cols = torch.cat(row_of), torch.cat(col_of)
     targets = torch.cat([torch.tensor(s.token_ids, dtype=torch.long) for s in seqs])
     device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    mask = _block_mask(segments, dtype) if shared_prefix else (segments >= 0).long()
+    if shared_prefix:
+        use_prefix_attention(model)
+    mask = layout_mask(segments) if shared_prefix else (segments >= 0).long()
     first, last = int(cols.min()), int(cols.max())
     media = {k: v.to(device) for k, v in _collate_media([r[0].media for r in rows]).items()}
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),

@@ -56,6 +56,9 @@ SHAPES = {
                  v_heads=4, v_inter=128, fullatt=[1], tie=True),
     "small": dict(hidden=256, layers=4, heads=8, kv_heads=2, inter=512, vocab=4096, v_depth=4, v_hidden=128,
                   v_heads=4, v_inter=256, fullatt=[1, 3], tie=True),
+    # ~0.2B: large enough that full fine-tuning's optimizer state shows in a CPU benchmark's memory
+    "medium": dict(hidden=1024, layers=8, heads=16, kv_heads=2, inter=2816, vocab=32000, v_depth=8, v_hidden=512,
+                   v_heads=8, v_inter=1376, fullatt=[3, 7], tie=True),
     "3b": dict(hidden=2048, layers=36, heads=16, kv_heads=2, inter=11008, vocab=151936, v_depth=32,
                v_hidden=1280, v_heads=16, v_inter=3420, fullatt=[7, 15, 23, 31], tie=True),
 }

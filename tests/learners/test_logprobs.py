@@ -34,17 +34,30 @@ def _logprobs_and_grads(model, scored, pad, advantages, **kw):
     return [lp.detach() for lp in logps], ents, grads
 
 
-def test_block_mask_lets_each_response_see_the_prompt_and_itself_causally():
-    # a row [p p | a a | b | pad]: the rule written out by hand, 1 = may attend
-    allowed = torch.tensor([[1, 0, 0, 0, 0, 0],
-                            [1, 1, 0, 0, 0, 0],
-                            [1, 1, 1, 0, 0, 0],
-                            [1, 1, 1, 1, 0, 0],
-                            [1, 1, 0, 0, 1, 0],
-                            [0, 0, 0, 0, 0, 1]], dtype=torch.bool)
-    mask = logprobs._block_mask(torch.tensor([[0, 0, 1, 1, 2, -1]]), torch.float32)
-    assert mask.shape == (1, 1, 6, 6)
-    assert torch.equal(mask[0, 0] == 0, allowed)
+def test_prefix_attention_equals_sdpa_under_the_dense_block_mask():
+    """Row [p p p | a a | b b b | pad]: each response sees the prompt and its own earlier tokens, written out
+    as a dense mask by hand; grouped query heads (4 query heads on 2 key heads), fp32."""
+    from learners.prefix_attention import layout_mask, prefix_attention
+
+    segments = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2, -1]])
+    allowed = torch.tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0],
+                            [1, 1, 0, 0, 0, 0, 0, 0, 0],
+                            [1, 1, 1, 0, 0, 0, 0, 0, 0],
+                            [1, 1, 1, 1, 0, 0, 0, 0, 0],
+                            [1, 1, 1, 1, 1, 0, 0, 0, 0],
+                            [1, 1, 1, 0, 0, 1, 0, 0, 0],
+                            [1, 1, 1, 0, 0, 1, 1, 0, 0],
+                            [1, 1, 1, 0, 0, 1, 1, 1, 0],
+                            [0, 0, 0, 0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, 9, 8, generator=gen, requires_grad=True) for h in (4, 2, 2))
+    ours, _ = prefix_attention(None, q, k, v, layout_mask(segments), scaling=0.3)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=0.3, enable_gqa=True)
+    dense = dense.transpose(1, 2)  # [B, W, H, D], as transformers' attention functions return
+    torch.testing.assert_close(ours[:, :8], dense[:, :8])  # the padding position's output is not used
+    grads = torch.autograd.grad(ours[:, :8].square().sum(), (q, k, v))
+    for ours_grad, dense_grad in zip(grads, torch.autograd.grad(dense[:, :8].square().sum(), (q, k, v))):
+        torch.testing.assert_close(ours_grad, dense_grad)
 
 
 @pytest.mark.parametrize("media_types", [("image",), ("images",), ("video",), MIXED], ids=lambda m: "+".join(m))
@@ -70,8 +83,8 @@ def test_the_comparison_sees_a_response_that_leaks_into_the_next(tiny_model_dir,
     model, scored, pad = _model_and_scored(tiny_model_dir, seqs, media)
     with torch.no_grad():
         plain = torch.cat(sequence_logprobs(model, scored, pad))
-        leaky_mask = logprobs._block_mask
-        monkeypatch.setattr(logprobs, "_block_mask", lambda seg, dtype: leaky_mask(torch.where(seg > 0, 0, seg), dtype))
+        layout = logprobs.layout_mask  # every response counted as prompt: causal over the whole row
+        monkeypatch.setattr(logprobs, "layout_mask", lambda seg: layout(torch.where(seg > 0, 0, seg)))
         leaky = torch.cat(sequence_logprobs(model, scored, pad, shared_prefix=True))
     first = len(seqs[0].token_ids)  # the first response sees nothing extra
     torch.testing.assert_close(leaky[:first], plain[:first], atol=2e-5, rtol=1e-5)
