@@ -51,7 +51,7 @@ class LearnerConfig:
     # micro_batch_size sequences: mixed image/video batches stop paying a video's length for every image
     max_tokens_per_micro: int = 0
     # the G responses to one prompt share one forward row [prompt | r1 | ... | rG] (learners/logprobs.py):
-    # the vision tower and the prompt run once per group; needs sdpa or eager attention (a 4-D mask)
+    # the vision tower and the prompt run once per group (attention: learners/prefix_attention.py)
     shared_prefix: bool = True
     advantage: typing.Literal["grpo", "dr_grpo"] = "grpo"  # (r - mean) / std, or Dr.GRPO's r - mean
     filter_zero_variance: bool = False

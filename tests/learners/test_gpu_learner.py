@@ -71,6 +71,31 @@ def test_sequence_logprobs_on_cuda_equal_the_cpu_in_fp32_and_stay_within_bf16_er
     assert (bf16 - cpu_lp).abs().max() < 0.1 * cpu_lp.std()
 
 
+def test_shared_prefix_on_cuda_gives_the_log_probs_and_gradients_of_one_row_per_sequence(tiny_model_dir, monkeypatch):
+    """The grouped prefix attention on CUDA kernels (learners/prefix_attention.py), fp32, image groups of 4."""
+    from transformers import AutoModelForImageTextToText
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    proc, seqs, media = _batch(tiny_model_dir)
+    pad = proc.tokenizer.pad_token_id
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).cuda()
+    tensors = {k: media_tensors(proc, r) for k, r in media.items()}  # one media object per group: shared rows
+    scored = [scored_sequence(model.config, s.prompt_token_ids, s.token_ids, tensors[s.prompt_id]) for s in seqs]
+
+    def logprobs_and_grads(shared_prefix):
+        model.zero_grad()
+        logps = sequence_logprobs(model, scored, pad, shared_prefix=shared_prefix)
+        sum(s.advantage * lp.mean() for s, lp in zip(seqs, logps)).backward()
+        return torch.cat(logps).detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, plain_grads = logprobs_and_grads(False)
+    shared, shared_grads = logprobs_and_grads(True)
+    torch.testing.assert_close(shared, plain, atol=2e-5, rtol=1e-5)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
 def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
     """One bf16 GRPO step (beta > 0: the reference model's KL is in the loss), then the export loaded into a
     fresh model: what a rollout worker holds after the sync."""
