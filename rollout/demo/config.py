@@ -11,7 +11,7 @@ from dataclasses import dataclass
 class DemoConfig:
     # the tiny model, built on first use under tiny_dir/<size>-seed<seed>
     tiny_dir: str = "~/.cache/qthink/tiny-qwen2.5-vl"
-    tiny_size: typing.Literal["tiny", "small", "3b"] = "tiny"
+    tiny_size: typing.Literal["tiny", "small", "medium", "3b"] = "tiny"
     tiny_seed: int = 0
     # > 0: the tiny model's vision tower is first pre-trained this many steps on distortion-ranked pairs of
     # the synthetic training pictures (rollout/demo/vision_pretrain.py), the stand-in for a pretrained VLM
