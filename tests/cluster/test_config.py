@@ -37,7 +37,7 @@ def test_defaults_yaml_and_overrides_resolve_in_that_order(tmp_path):
         ("learner.loss_agg=token_mean", "learner.loss_agg"),
         ("learner.kl_estimator=k4", "learner.kl_estimator"),
         ("learner.lr_schedule=cosin", "learner.lr_schedule"),
-        ("demo.tiny_size=medium", "demo.tiny_size"),
+        ("demo.tiny_size=huge", "demo.tiny_size"),
         ("demo.teacher=oracle", "demo.teacher"),
         ("reward.preset=vqathinkr", "reward.preset"),
         ("reward.weights={regresion: 2.0}", "reward.weights.regresion"),
