@@ -63,6 +63,16 @@ class Learner:
         blob = self.trainer.weights_blob()
         return [ray.put(blob)] if self.rank == 0 else []
 
+    def weight_update_info(self, bucket_bytes: int) -> dict:
+        return self.trainer.weight_sender(bucket_bytes).update_info()
+
+    def connect_weight_sender(self, address: str, port: int, world_size: int, timeout_s: float) -> None:
+        backend = "nccl" if self.trainer.cfg.gpus_per_rank > 0 else "gloo"
+        self.trainer.sender.connect(address, port, world_size, timeout_s, backend)
+
+    def send_weights(self) -> int:
+        return self.trainer.sender.send()
+
     def save_hf(self, out_dir: str) -> None:
         self.trainer.save_hf(out_dir)
 

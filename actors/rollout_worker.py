@@ -3,8 +3,14 @@
 The pool hands out chunks through `actors.dispatch`: a faster worker takes more of them, results come
 back in input order, and a worker that dies or hangs is replaced (with the latest weights re-applied) and
 its chunk re-run, so no prompt is lost; a chunk that takes down `max_restarts` workers in a row fails the
-call. Weight sync puts the blob in the object store ONCE; every worker reads the same object, and a sync
-that does not finish within its timeout fails loudly instead of hanging.
+call.
+
+Weight sync goes through vLLM's weight-transfer protocol: learner rank 0 and every engine's ranks form one
+group (engine i's first rank is 1 + i x TP), and learner rank 0 broadcasts the weights over it while each
+engine runs start/update/finish. Only the bucket plan (names, dtypes, shapes) passes through the driver.
+A sync that does not finish within `sync_timeout_s` (a dead or stuck peer) raises `WeightSyncError`; the
+group's own timeout is the same, so no member stays blocked past it. A replaced worker cannot join the old
+group: the pool builds a new one for everyone and sends the current weights again.
 
 Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
 driver killed with the Ray head it started), vLLM's engine processes (~2.7 GB for the tiny model) would
@@ -22,7 +28,7 @@ import time
 from typing import Callable
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from actors.dispatch import dispatch
 from rollout.config import RolloutConfig
@@ -63,8 +69,25 @@ class RolloutWorker:
     def load_weights(self, blob, version: int) -> int:
         return self.engine.load_weights(blob, version, timeout_s=self.engine.config.sync_timeout_s)
 
+    def init_weight_transfer(self, init_info: dict) -> None:
+        self.engine.init_weight_transfer(init_info, timeout_s=init_info["timeout_s"])
+
+    def close_weight_transfer(self) -> None:
+        self.engine.close_weight_transfer()
+
+    def receive_weights(self, update_info: dict, version: int) -> None:
+        self.engine.receive_weights(update_info, version, timeout_s=self.engine.config.sync_timeout_s)
+
     def pid(self) -> int:
         return os.getpid()
+
+
+def _succeeded(ref: ray.ObjectRef) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+        return True
+    except RayError:
+        return False
 
 
 class WeightSyncError(RuntimeError):
@@ -81,20 +104,22 @@ class RolloutPool:
 
     def __init__(self, make_worker: Callable[[int], "ray.actor.ActorHandle"], num_workers: int,
                  chunks_per_worker: int = 1, sync_timeout_s: float = 120.0, max_restarts: int = 3,
-                 call_timeout_s: float | None = None):
+                 call_timeout_s: float | None = None, tensor_parallel_size: int = 1, sync_bucket_mb: int = 256):
         self.make_worker = make_worker
         self.workers = [make_worker(i) for i in range(num_workers)]
-        self.chunks_per_worker = chunks_per_worker
+        self.chunks_per_worker, self.tensor_parallel_size = chunks_per_worker, tensor_parallel_size
         self.sync_timeout_s, self.call_timeout_s, self.max_restarts = sync_timeout_s, call_timeout_s, max_restarts
-        self.latest_weights: tuple[ray.ObjectRef, int] | None = None
+        self.sync_bucket_bytes = sync_bucket_mb << 20
+        self.learner, self.version = None, None  # where weights come from, and the version the workers hold
+        self.update_info: dict | None = None  # the bucket plan of the live transfer group (None: no group)
         self.restarts = 0
 
     def _restart(self, i: int) -> None:
         self.workers[i] = self.make_worker(i)
         self.restarts += 1
-        if self.latest_weights is not None:
-            ref, version = self.latest_weights
-            ray.get(self.workers[i].load_weights.remote(ref, version), timeout=self.sync_timeout_s)
+        if self.learner is not None:
+            self.update_info = None  # the old group cannot take a new member
+            self.broadcast_weights(self.learner, self.version)
 
     def chunk_size(self, num_requests: int) -> int:
         return max(1, math.ceil(num_requests / (len(self.workers) * self.chunks_per_worker)))
@@ -108,20 +133,65 @@ class RolloutPool:
                            self._restart, self.max_restarts, self.call_timeout_s, what="rollout chunk")
         return [group for chunk in results for group in chunk]
 
-    def broadcast_weights(self, blob, version: int) -> float:
-        """Every worker reloads `blob` (a safetensors blob, or a reference to one already in the object
-        store); returns seconds. Raises WeightSyncError on a timeout or a dead worker."""
+    def broadcast_weights(self, learner, version: int) -> float:
+        """Every worker receives the learner's current weights, tagged `version`; returns seconds. Raises
+        WeightSyncError on a timeout, a dead worker or learner rank, or a failed transfer."""
         start = time.perf_counter()
-        ref = blob if isinstance(blob, ray.ObjectRef) else ray.put(blob)
-        calls = {w.load_weights.remote(ref, version): i for i, w in enumerate(self.workers)}
+        if self.update_info is None:
+            self._connect(learner)
+        receiving = {w.receive_weights.remote(self.update_info, version): i for i, w in enumerate(self.workers)}
+        calls = {ref: f"rollout worker {i}" for ref, i in receiving.items()}
+        calls.update({r.send_weights.remote(): f"learner rank {k}" for k, r in enumerate(learner.ranks)})
+        try:
+            self._wait(calls, f"weight sync v{version}")
+        except WeightSyncError:
+            # The group is unusable, and so is an engine left in a half-finished update (or stuck, or dead):
+            # those are replaced now, and the next sync builds a new group.
+            self.update_info = None
+            done, _ = ray.wait(list(receiving), num_returns=len(receiving), timeout=0)
+            for ref, i in receiving.items():
+                if ref not in done or not _succeeded(ref):
+                    ray.kill(self.workers[i])
+                    self.workers[i] = self.make_worker(i)
+                    self.restarts += 1
+            raise
+        self.learner, self.version = learner, version
+        return time.perf_counter() - start
+
+    def _connect(self, learner) -> None:
+        """One group: learner rank 0 at rank 0, worker i's engine ranks from 1 + i x TP (vLLM's own trainer
+        side gives every engine offset 1, which only works for a single engine)."""
+        if self.learner is not None:  # members of an old group leave it first (a replaced worker has none)
+            ray.wait([w.close_weight_transfer.remote() for w in self.workers], num_returns=len(self.workers),
+                     timeout=self.sync_timeout_s)
+        info = ray.get(learner.ranks[0].weight_update_info.remote(self.sync_bucket_bytes), timeout=self.sync_timeout_s)
+        if len(learner.ranks) > 1:  # every rank plans the same buckets (ZeRO-3 gathers follow them)
+            ray.get([r.weight_update_info.remote(self.sync_bucket_bytes) for r in learner.ranks[1:]])
+        address, port = ray.get(learner.ranks[0].master_address.remote(), timeout=self.sync_timeout_s)
+        tp, timeout = self.tensor_parallel_size, self.sync_timeout_s
+        world = 1 + len(self.workers) * tp
+        calls = {learner.ranks[0].connect_weight_sender.remote(address, port, world, timeout): "learner rank 0"}
+        calls.update({w.init_weight_transfer.remote(dict(master_address=address, master_port=port,
+                                                         rank_offset=1 + i * tp, world_size=world, timeout_s=timeout)):
+                      f"rollout worker {i}" for i, w in enumerate(self.workers)})
+        self._wait(calls, "weight-transfer group")
+        self.learner, self.update_info = learner, info
+
+    def _wait(self, calls: dict, what: str) -> None:
         try:
             ray.get(list(calls), timeout=self.sync_timeout_s)
         except GetTimeoutError as e:
             done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
-            late = sorted(i for r, i in calls.items() if r not in done)
-            raise WeightSyncError(f"weight sync v{version}: workers {late} did not finish within "
-                                  f"{self.sync_timeout_s:.0f}s") from e
-        except RayActorError as e:
-            raise WeightSyncError(f"weight sync v{version}: a rollout worker died: {e}") from e
-        self.latest_weights = (ref, version)
-        return time.perf_counter() - start
+            late = [name for ref, name in calls.items() if ref not in done]
+            raise WeightSyncError(f"{what}: {', '.join(late)} did not finish within {self.sync_timeout_s:.0f}s") from e
+        except (RayActorError, RayTaskError) as e:
+            done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
+            failed = []
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except RayActorError:
+                    failed.append(f"{calls[ref]} died")
+                except RayTaskError as err:
+                    failed.append(f"{calls[ref]} failed: {err.cause!r}")
+            raise WeightSyncError(f"{what}: {'; '.join(failed) or e}") from e

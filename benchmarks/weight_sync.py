@@ -1,11 +1,16 @@
-"""Weight sync learner -> rollout workers on CPU: seconds vs the bytes/bandwidth bound, and correctness.
+"""Weight sync learner -> rollout workers on CPU, both paths side by side: seconds vs the bytes/bandwidth
+bound, and correctness.
 
 Measured (docs/design.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU):
 after one real GRPO train step (`LearnerGroup`, DeepSpeed on gloo), the learner's full weights are synced
-to 1..N real vLLM `RolloutWorker`s along the production path:
+to 1..N real vLLM `RolloutWorker`s along two paths:
+- transfer (what `qthink train` uses): `RolloutPool.broadcast_weights` — vLLM's weight-transfer protocol with
+  the gloo engine: rank 0 gathers and packs buckets and broadcasts them; every engine loads them layer by
+  layer, re-packs and resets its caches (`transfer_sync_s`, `transfer_ratio_to_bound`);
+- blob (the path it replaced, kept here as the baseline):
   export  rank 0 gathers the weights into one safetensors blob (`PolicyTrainer.weights_blob`),
-  put     ... and puts them in the object store once (`Learner.weights_ref`),
-  reload  `RolloutPool.broadcast_weights`: every worker fetches the object and reloads its engine.
+  put     ... and puts them in the object store once,
+  reload  every worker fetches the object and reloads its engine (`RolloutWorker.load_weights`).
 `sync_s` = export + put + reload (all workers); `ratio_to_bound` = sync_s / (bytes / bandwidth), with the
 bandwidth of a numpy copy of the same number of bytes into a reused buffer on this machine (also reported:
 a copy into a fresh allocation, which pays first-touch page faults as every new bytes object or tensor on
@@ -15,8 +20,9 @@ parse timed on its own) shows where the time
 goes. Correctness: the synced engine samples new sequences and the learner scores them,
 `max_logprob_diff_after_sync`; the same difference on the initial weights, before any step, is the
 numerical floor it is to be compared with (vLLM's CPU kernels vs torch).
-Shapes: `tiny` (~2 MB of weights, fixed costs dominate), `small` (~18 MB) and `medium` (a benchmark-only
-~50M-parameter shape, ~200 MB, where the bytes dominate).
+The correctness check after the runs is on the transfer path (the last sync).
+Shapes: `tiny` (~2 MB of weights, fixed costs dominate), `small` (~18 MB) and `medium` (0.15B parameters,
+~600 MB, where the bytes dominate).
 
     .venv/bin/python -m benchmarks.weight_sync [--shapes tiny small medium] [--workers 1 2] [--ranks 1]
 """
@@ -36,11 +42,6 @@ import ray
 from benchmarks.machine import machine, median_seconds, write_result
 
 RESULTS = Path(__file__).parent / "results" / "weight_sync.json"
-# A benchmark-only shape (~50M params, ~200 MB fp32) where bytes, not fixed per-call costs, dominate.
-MEDIUM = dict(hidden=1024, layers=4, heads=16, kv_heads=4, inter=2816, vocab=4096, v_depth=4, v_hidden=256,
-              v_heads=4, v_inter=512, fullatt=[1, 3], tie=True)
-
-
 def bandwidth(nbytes: int, repeats: int) -> dict:
     """Bytes/s of one in-memory copy of `nbytes` here: into a reused buffer (the bound), into a fresh
     allocation (what a copy into a new bytes/tensor costs: first-touch page faults), and ray.put + ray.get."""
@@ -146,21 +147,33 @@ def run_shape(args, shape: str) -> dict:
     bw = bandwidth(nbytes, max(5, args.repeats))  # at the payload's size (a small one stays in the caches)
     bound_s = nbytes / bw["memcpy_bytes_per_s"]
     row.update(bw, bound_s=bound_s, by_workers={})
-    for w in args.workers:
-        pool = RolloutPool(lambda i: big.workers[i], w, sync_timeout_s=rcfg.sync_timeout_s)
-        times = []
-        for _ in range(args.repeats + 1):
-            version += 1
-            times.append(pool.broadcast_weights(ref, version))
-        reload_s = statistics.median(times[1:])
-        sync_s = row["export_put_call_s"] + reload_s
-        row["by_workers"][w] = {"reload_all_s": reload_s, "sync_s": sync_s, "ratio_to_bound": sync_s / bound_s,
-                                "ratio_to_fresh_copy": sync_s / (nbytes / bw["fresh_copy_bytes_per_s"]),
-                                "ratio_to_ray_put_get": sync_s / (nbytes / bw["ray_put_get_bytes_per_s"])}
-
-    # where a worker's reload goes (one worker at a time, so nothing competes with it)
+    # where a worker's blob reload goes (one worker at a time, so nothing competes with it)
     version += 1
     row["reload_breakdown"] = [ray.get(w.__ray_call__.remote(_reload_breakdown, [ref], version)) for w in big.workers]
+    for w in args.workers:
+        times = []  # the object-store path: export + put (above), then every worker reloads from the blob
+        for _ in range(args.repeats + 1):
+            version += 1
+            start = time.perf_counter()
+            ray.get([worker.load_weights.remote(ref, version) for worker in big.workers[:w]])
+            times.append(time.perf_counter() - start)
+        reload_s = statistics.median(times[1:])
+        sync_s = row["export_put_call_s"] + reload_s
+        # the weight-transfer path: rank 0 gathers, packs and broadcasts buckets; every engine receives,
+        # loads them layer by layer and resets its caches (the first call also builds the group)
+        pool = RolloutPool(lambda i: big.workers[i], w, sync_timeout_s=rcfg.sync_timeout_s,
+                           sync_bucket_mb=args.bucket_mb)
+        transfer = []
+        for _ in range(args.repeats + 1):
+            version += 1
+            transfer.append(pool.broadcast_weights(learner, version))
+        transfer_s = statistics.median(transfer[1:])
+        row["by_workers"][w] = {"reload_all_s": reload_s, "sync_s": sync_s, "ratio_to_bound": sync_s / bound_s,
+                                "ratio_to_fresh_copy": sync_s / (nbytes / bw["fresh_copy_bytes_per_s"]),
+                                "ratio_to_ray_put_get": sync_s / (nbytes / bw["ray_put_get_bytes_per_s"]),
+                                "transfer_sync_s": transfer_s, "transfer_first_sync_s": transfer[0],
+                                "transfer_ratio_to_bound": transfer_s / bound_s,
+                                "transfer_over_blob": transfer_s / sync_s}
 
     # the synced engines sample; the learner scores the same sequences
     after_reqs = requests(100)
@@ -189,7 +202,9 @@ def notes(result: dict) -> list[str]:
             f"{shape} ({r['bytes'] / 1e6:.1f} MB): sync {one['sync_s']:.3f} s = {one['ratio_to_bound']:.0f}x "
             f"the memcpy bound ({r['bound_s'] * 1e3:.2f} ms at {r['memcpy_bytes_per_s'] / 1e9:.1f} GB/s), "
             f"{one['ratio_to_fresh_copy']:.0f}x one copy into fresh memory "
-            f"({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s). Export {r['export_s']:.3f} s (one "
+            f"({r['fresh_copy_bytes_per_s'] / 1e9:.1f} GB/s) on the blob path; transfer path "
+            f"{one['transfer_sync_s']:.3f} s = {one['transfer_ratio_to_bound']:.1f}x the bound, "
+            f"{one['transfer_over_blob']:.2f}x the blob path. Blob path: export {r['export_s']:.3f} s (one "
             f"safetensors blob), put {r['put_s']:.3f} s, "
             f"actor-call overhead {r['export_put_call_s'] - r['export_s'] - r['put_s']:.3f} s; "
             f"reload {one['reload_all_s']:.3f} s, of which in one worker: fetch {b['fetch_s']:.3f} s, engine reload "
@@ -212,6 +227,7 @@ def main():
     p.add_argument("--ranks", type=int, default=1, help="learner ranks (gloo)")
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bucket-mb", type=int, default=256, help="transfer path: rollout.sync_bucket_mb")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
 
@@ -219,12 +235,14 @@ def main():
     from cluster.ray_cluster import init_ray
     from rollout.demo.tiny_model import SHAPES
 
-    SHAPES.setdefault("medium", MEDIUM)
     load_start = os.getloadavg()
     init_ray(ClusterConfig(num_cpus=args.ranks + max(args.workers)))
     result = {"benchmark": "weight_sync", "machine": machine("torch", "vllm", "ray", "deepspeed"),
-              "loadavg_start": load_start, "path": "cpu: one safetensors blob (numpy), one object-store put, "
-              "every worker reloads (reload_weights + cache resets)", "goal_ratio_to_bound": 3.0, "shapes": {}}
+              "loadavg_start": load_start, "paths": {
+                  "transfer": "vLLM weight-transfer protocol, gloo engine: gather, pack buckets, broadcast, layerwise "
+                              "load, finalize, re-pack, cache resets", "blob": "one safetensors blob (numpy), one "
+                  "object-store put, every worker reloads (reload_weights + cache resets)"},
+              "bucket_mb": args.bucket_mb, "goal_ratio_to_bound": 3.0, "shapes": {}}
     for shape in args.shapes:
         row = run_shape(args, shape)
         row["params"] = row["bytes"] // 4  # fp32 (plus a small safetensors header), tied lm_head sent once
@@ -233,13 +251,13 @@ def main():
     result["loadavg_end"] = os.getloadavg()
     result["notes"] = notes(result)
 
-    print(f"\n{'shape':6} {'MB':>7} {'export':>7} {'put':>6} {'workers':>7} {'reload':>7} {'sync_s':>7} {'bound_s':>8} "
-          f"{'ratio':>6} {'max_lp_diff':>11}")
+    print(f"\n{'shape':6} {'MB':>7} {'workers':>7} {'bound_s':>8} {'blob_s':>7} {'ratio':>6} {'transfer_s':>10} "
+          f"{'ratio':>6} {'t/blob':>6} {'max_lp_diff':>11}")
     for shape, r in result["shapes"].items():
         for w, b in r["by_workers"].items():
-            print(f"{shape:6} {r['bytes'] / 1e6:7.1f} {r['export_s']:7.3f} {r['put_s']:6.3f} {w:7d} "
-                  f"{b['reload_all_s']:7.3f} {b['sync_s']:7.3f} {r['bound_s']:8.4f} {b['ratio_to_bound']:6.1f} "
-                  f"{r['max_logprob_diff_after_sync']:11.2e}")
+            print(f"{shape:6} {r['bytes'] / 1e6:7.1f} {w:7d} {r['bound_s']:8.4f} {b['sync_s']:7.3f} "
+                  f"{b['ratio_to_bound']:6.1f} {b['transfer_sync_s']:10.3f} {b['transfer_ratio_to_bound']:6.1f} "
+                  f"{b['transfer_over_blob']:6.2f} {r['max_logprob_diff_after_sync']:11.2e}")
         print(f"       reload breakdown per worker: {r['reload_breakdown']}")
     print("\n".join(result["notes"]))
     write_result(result, args.out)

@@ -284,6 +284,9 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
         if section.call_timeout_s <= 0 or section.max_restarts < 0:
             raise ConfigError(f"{key}.call_timeout_s must be > 0 and {key}.max_restarts >= 0, got "
                               f"{section.call_timeout_s}, {section.max_restarts}")
+    if rollout.sync_timeout_s <= 0 or rollout.sync_bucket_mb < 1:
+        raise ConfigError(f"rollout.sync_timeout_s must be > 0 and rollout.sync_bucket_mb >= 1, got "
+                          f"{rollout.sync_timeout_s}, {rollout.sync_bucket_mb}")
     if learner.micro_batch_size < 1 or learner.max_tokens_per_micro < 0:
         raise ConfigError(f"learner.micro_batch_size must be >= 1 and learner.max_tokens_per_micro >= 0 (0: off), got "
                           f"{learner.micro_batch_size}, {learner.max_tokens_per_micro}")

@@ -83,7 +83,7 @@ def grpo_stage(run) -> None:
         learned = run.learner.train_step(train.sequences, train.media, off_policy=train.staleness > 0) \
             if train.sequences else {}
         next_batch = prefetch.result() if prefetch is not None else None  # never reload under a generation
-        sync_s = run.rollout.broadcast_weights(run.learner.weights_ref(), version=run.version + 1)
+        sync_s = run.rollout.broadcast_weights(run.learner, version=run.version + 1)
         run.version, run.step = run.version + 1, run.step + 1
         run.log.log("grpo", run.step, step_metrics(batch, rewards, train, learned, cfg.rollout.n, sync_s,
                                                    run.train_reader.skipped, time.perf_counter() - started))

@@ -81,7 +81,7 @@ class Run:
         self.sft_stream = iter(self.sft_reader) if self.sft_reader is not None else None
 
     def sync_weights(self) -> float:
-        return self.rollout.broadcast_weights(self.learner.weights_ref(), version=self.version)
+        return self.rollout.broadcast_weights(self.learner, version=self.version)
 
     def evaluate(self, name: str) -> dict | None:
         c = self.cfg

@@ -107,7 +107,8 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
         cpu_ids = ",".join(str((first + k) % cores) for k in range(r.cpus_per_worker))
         return RolloutWorker.options(**options).remote(model_dir, r, dtype, cpu_ids)
 
-    return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s, r.max_restarts, r.call_timeout_s)
+    return RolloutPool(make, r.num_workers, r.chunks_per_worker, r.sync_timeout_s, r.max_restarts, r.call_timeout_s,
+                       r.tensor_parallel_size, r.sync_bucket_mb)
 
 
 def learner_group(cfg: QThinkConfig, model_dir: str) -> LearnerGroup:

@@ -22,7 +22,7 @@ from learners.deepspeed_setup import build_engine, lr_factor, start_schedule
 from learners.logprobs import ScoredSequence, media_tensors, scored_sequence, sequence_logprobs
 from learners.lora import base_parameters, fold_into_base, with_adapters
 from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_stack, sft_loss, truncated_is_weights
-from learners.weights import full_state_dict, gathered
+from learners.weights import WeightSender, full_state_dict, gathered
 from rollout.engine import banned_token_ids
 from rollout.records import RolloutRequest, RolloutSample
 from rollout.safetensors_blob import safetensors_blob
@@ -62,6 +62,7 @@ class PolicyTrainer:
         self.folded = False  # LoRA: adapters folded into the base weights (reset_reference), saved with checkpoints
         self.engine = build_engine(model, cfg)
         self._blob: np.ndarray | None = None  # the weight-sync buffer, reused (weights_blob)
+        self.sender: WeightSender | None = None
         if self.ref is not None:
             self.ref.to(self.engine.device)
 
@@ -208,6 +209,12 @@ class PolicyTrainer:
         self._blob = safetensors_blob(full_state_dict(self.engine.module, self.cfg.zero_stage, dtype),
                                       reuse=self._blob)
         return self._blob
+
+    def weight_sender(self, bucket_bytes: int) -> WeightSender:
+        if self.sender is None:
+            self.sender = WeightSender(self.engine.module, self.cfg.zero_stage, torch.distributed.get_rank(),
+                                       bucket_bytes, skip_vision=self.cfg.freeze_vision)
+        return self.sender
 
     def save_hf(self, out_dir: str) -> None:
         """A HF model dir (safetensors + processor) that transformers and vLLM load."""

@@ -22,7 +22,8 @@ class RolloutConfig:
     kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE on CPU; gpu_memory_utilization drives GPUs
     gpu_memory_utilization: float = 0.6
     enforce_eager: bool = True
-    sync_timeout_s: float = 120.0
+    sync_timeout_s: float = 120.0  # the deadline of every phase of a weight sync
+    sync_bucket_mb: int = 256  # weight-sync buckets (whole layers; a larger layer goes alone)
     # A generate call that neither returns nor dies within this is a hung engine: the worker is replaced and
     # its chunk re-run; a chunk that takes down max_restarts workers in a row fails the run, naming it.
     call_timeout_s: float = 1800.0

@@ -48,29 +48,6 @@ def default_video_meta(num_frames: int, fps: float = 2.0) -> dict:
             "frames_indices": list(range(num_frames)), "video_backend": "opencv", "do_sample_frames": False}
 
 
-class WeightReloadExtension:
-    """Mixed into every vLLM worker (`worker_extension_cls`), called by name through collective_rpc.
-
-    Across processes tensors cannot cross collective_rpc (memoryview), bytes can; in-process the blob
-    arrives as it is. `model.load_weights` fails on CPU (weights are repacked), the runner's
-    `reload_weights` handles that.
-    """
-
-    def qthink_reload_weights(self, blob) -> int:
-        from rollout.safetensors_blob import tensor_views
-
-        weights = tensor_views(blob)
-        self.model_runner.reload_weights(weights_iterator=iter(weights.items()))
-        # A tied lm_head receives no weight of its own, so vLLM does not re-process it after a reload;
-        # on CPU it keeps a PACKED copy of the old embedding (oneDNN/SGL GEMM) and would sample from the
-        # old output layer (measured: 0.35 nats/token off). Re-pack it from the new shared weight.
-        model = self.model_runner.get_model()
-        lm_head = getattr(getattr(model, "language_model", model), "lm_head", None)
-        if getattr(model.config.get_text_config(), "tie_word_embeddings", False) and hasattr(lm_head, "quant_method"):
-            lm_head.quant_method.process_weights_after_loading(lm_head)
-        return len(weights)
-
-
 def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4) -> dict:
     """vLLM engine settings, shared by the offline `LLM` here and the Serve app's `AsyncLLM`, so a served
     model runs exactly as it did in rollout and evaluation."""
@@ -87,7 +64,8 @@ def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", m
         max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
         limit_mm_per_prompt={"image": max_media, "video": 1}, logprobs_mode="processed_logprobs",
-        worker_extension_cls="rollout.engine.WeightReloadExtension", **cpu_only,
+        worker_extension_cls="rollout.vllm_worker.WeightReloadExtension", **cpu_only,
+        weight_transfer_config={"backend": "nccl" if torch.cuda.is_available() else "gloo"},
     )
 
 
@@ -147,6 +125,27 @@ class RolloutEngine:
         that are already closed (pytest's capture), which prints a "Logging error" traceback per engine."""
         self.llm.llm_engine.engine_core.shutdown()
 
+    def init_weight_transfer(self, init_info: dict, timeout_s: float | None = None) -> None:
+        """Join the learner's weight-transfer group (rollout/vllm_worker.py); blocks until every member has."""
+        self.llm.collective_rpc("init_weight_transfer_engine", kwargs={"init_info": init_info}, timeout=timeout_s)
+
+    def close_weight_transfer(self) -> None:
+        self.llm.collective_rpc("shutdown_weight_transfer_engine")
+
+    def receive_weights(self, update_info: dict, version: int, timeout_s: float | None = None) -> None:
+        """One sync through vLLM's weight-transfer protocol, while the learner sends. The protocol does not
+        reset the caches built by the old weights: that is done here."""
+        for phase, kwargs in (("start_weight_update", {}), ("update_weights", {"update_info": update_info}),
+                              ("finish_weight_update", {})):
+            self.llm.collective_rpc(phase, kwargs=kwargs, timeout=timeout_s)
+        self._reset_caches(version)
+
+    def _reset_caches(self, version: int) -> None:
+        self.llm.llm_engine.reset_encoder_cache()
+        self.llm.reset_mm_cache()
+        self.llm.reset_prefix_cache()
+        self.version = version
+
     def load_weights(self, blob, version: int, timeout_s: float | None = None) -> int:
         """Replace every weight in place from a safetensors blob (rollout/safetensors_blob.py: bytes or a
         buffer); then drop caches built by the old weights."""
@@ -155,8 +154,5 @@ class RolloutEngine:
         if envs.VLLM_ENABLE_V1_MULTIPROCESSING and not isinstance(blob, bytes):
             blob = bytes(blob)  # to the engine's own process: bytes cross, buffers do not
         counts = self.llm.collective_rpc("qthink_reload_weights", args=(blob,), timeout=timeout_s)
-        self.llm.llm_engine.reset_encoder_cache()
-        self.llm.reset_mm_cache()
-        self.llm.reset_prefix_cache()
-        self.version = version
+        self._reset_caches(version)
         return counts[0]

@@ -7,8 +7,10 @@ import pytest
 import ray
 
 from actors.dispatch import PoisonTaskError
+from actors.learner import LearnerGroup
 from actors.rollout_worker import RolloutPool, WeightSyncError
-from actors.simulated_rollout_worker import SimulatedRolloutWorker
+from actors.simulated_rollout_worker import ModelessReceiver, SimulatedRolloutWorker
+from learners.config import LearnerConfig
 from rollout.records import RolloutRequest, RolloutSample
 
 
@@ -27,34 +29,61 @@ def test_results_come_back_in_input_order_and_faster_workers_take_more_chunks(ra
     assert fast > slow
 
 
-def test_a_killed_worker_is_replaced_and_its_chunk_rerun(ray_local):
+@pytest.fixture(scope="module")
+def learner(ray_local, tiny_model_dir):
+    """A real learner rank: what the pool syncs from (its weights travel to workers that load them nowhere)."""
+    group = LearnerGroup(str(tiny_model_dir), LearnerConfig(num_ranks=1, beta=0.0), max_tokens=8)
+    yield group
+    for rank in group.ranks:
+        ray.kill(rank)
+
+
+def test_a_killed_worker_is_replaced_in_a_rebuilt_group_with_the_latest_weights(learner):
     pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), 2, chunks_per_worker=2)
-    pool.broadcast_weights(b"w" * 10, version=3)
+    pool.broadcast_weights(learner, version=3)
     ray.kill(pool.workers[0])  # dies before (and so during) its first chunk
     groups = pool.generate(_requests(8))
     assert [g[0].prompt_id for g in groups] == [f"p{i}" for i in range(8)]
     assert pool.restarts == 1
     assert {s.policy_version for g in groups for s in g} == {3}  # the replacement got the latest weights
+    pool.broadcast_weights(learner, version=4)  # the rebuilt group holds the new worker and the old one
+    assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {4}
 
 
-def test_sync_to_a_dead_worker_fails_loudly_instead_of_hanging(ray_local):
+def test_sync_to_a_dead_worker_fails_loudly_naming_it(learner):
     pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(1e-4, 8, 2), 2, sync_timeout_s=20)
+    pool.broadcast_weights(learner, version=1)
     ray.kill(pool.workers[1])
-    try:
-        pool.broadcast_weights(b"w", version=1)
-    except WeightSyncError as e:
-        assert "died" in str(e)
-    else:
-        raise AssertionError("sync to a dead worker did not fail")
+    start = time.monotonic()
+    with pytest.raises(WeightSyncError, match="weight sync v2: rollout worker 1 died"):
+        pool.broadcast_weights(learner, version=2)
+    assert time.monotonic() - start < 20
+
+
+def test_a_worker_stuck_in_a_sync_fails_it_within_the_deadline_and_the_next_sync_rebuilds(learner):
+    """vLLM's own NCCL path has no deadline; here every phase has one, the stuck worker is replaced, and the
+    learner is not left blocked."""
+    pool = RolloutPool(lambda i: FaultyWorker.remote(stuck_at_version=2) if i == 1 else
+                       SimulatedRolloutWorker.remote(1e-4, 8, 2), 2, sync_timeout_s=8)
+    pool.broadcast_weights(learner, version=1)
+    start = time.monotonic()
+    late = r"weight sync v2: rollout worker 1(, learner rank 0)? did not finish within 8s"
+    with pytest.raises(WeightSyncError, match=late):
+        pool.broadcast_weights(learner, version=2)
+    assert time.monotonic() - start < 8 + 4
+    assert pool.restarts == 1
+    pool.broadcast_weights(learner, version=3)  # a new group with the replacement, and this one goes through
+    assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {3}
 
 
 @ray.remote(num_cpus=0)
-class FaultyWorker:
+class FaultyWorker(ModelessReceiver):
     """Returns one sample per request at once, except: a chunk holding the prompt `poison` kills its worker
-    (every time); the first call that finds no `marker` file hangs (once: a hung engine)."""
+    (every time); the first call that finds no `marker` file hangs (once: a hung engine), as does the weight
+    sync to `stuck_at_version`."""
 
-    def __init__(self, marker: str = ""):
-        self.marker = marker
+    def __init__(self, marker: str = "", stuck_at_version: int = -1):
+        self.marker, self.stuck_at_version = marker, stuck_at_version
 
     def generate(self, requests, n=None, **overrides):
         if any(r.prompt_id == "poison" for r in requests):
@@ -62,10 +91,14 @@ class FaultyWorker:
         if self.marker and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             time.sleep(3600)
-        return [[RolloutSample(r.prompt_id, [0], [1], [-1.0], variant=r.variant)] for r in requests]
+        version = getattr(self, "version", 0)
+        return [[RolloutSample(r.prompt_id, [0], [1], [-1.0], variant=r.variant, policy_version=version)]
+                for r in requests]
 
-    def load_weights(self, blob, version):
-        return 0
+    def receive_weights(self, update_info, version):
+        if version == self.stuck_at_version:  # never joins the broadcast: a stuck engine
+            time.sleep(3600)
+        return super().receive_weights(update_info, version)
 
 
 def test_a_chunk_that_kills_every_worker_fails_the_call_after_the_restart_cap(ray_local):

@@ -39,7 +39,7 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     metrics = learner.train_step(seqs, media)
     assert metrics["rollout_logprob_gap"] < 1e-6  # engine and learner agreed before the step, to float error
 
-    pool.broadcast_weights(learner.weights_ref(), version=1)
+    pool.broadcast_weights(learner, version=1)
     after = pool.generate(_requests(100))
     assert {s.policy_version for g in after for s in g} == {1}
     seqs_after, media_after = _train_batch(after, _requests(100))

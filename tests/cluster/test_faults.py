@@ -126,7 +126,7 @@ def test_reward_worker_killed_mid_step_is_replaced_and_its_shard_rescored(tmp_pa
 
 @pytest.mark.parametrize("victim, error", [
     ("ray::Learner", r"LearnerRankError: learner rank \d \(pid {pid}\) died during train_step"),
-    ("ray::RolloutWorker", r"WeightSyncError: weight sync v\d+: a rollout worker died"),
+    ("ray::RolloutWorker", r"WeightSyncError: weight sync v\d+: rollout worker \d+ died"),
 ], ids=["learner-rank", "rollout-worker-at-sync"])
 def test_dead_learner_rank_or_rollout_worker_at_sync_fails_the_run_clearly_and_resume_goes_on(
         tmp_path, shared, start, fault_free, victim, error):
