@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from cluster.ray_cluster import free_port
-from rollout.weight_transfer import (BucketReceiver, BucketSender, TensorMeta, close_group, layer_of, open_group,
-                                     plan_buckets, tensor_meta)
+from rollout.weight_transfer import (
+    BucketReceiver,
+    BucketSender,
+    TensorMeta,
+    close_group,
+    layer_of,
+    open_group,
+    plan_buckets,
+    tensor_meta,
+)
 
 
 def _weights():
