@@ -118,6 +118,8 @@ class RolloutPool:
         self.workers[i] = self.make_worker(i)
         self.restarts += 1
         if self.learner is not None:
+            # up first (an engine starts in a minute or so), so its start does not eat the sync's deadline
+            ray.get(self.workers[i].pid.remote(), timeout=self.call_timeout_s)
             self.update_info = None  # the old group cannot take a new member
             self.broadcast_weights(self.learner, self.version)
 

@@ -8,6 +8,7 @@ only loading them into no model.
 
 from __future__ import annotations
 
+import os
 import time
 
 import ray
@@ -51,6 +52,9 @@ class SimulatedRolloutWorker(ModelessReceiver):
         return [[RolloutSample(r.prompt_id, [0], [1] * tokens, [-1.0] * tokens, finish_reason="length",
                                policy_version=self.version, variant=r.variant, index=j) for j in range(n)]
                 for r in requests]
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def chunks_done(self) -> int:
         return self.chunks

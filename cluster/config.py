@@ -86,6 +86,10 @@ class ClusterConfig:
     # how long a role's placement group may wait for free resources the cluster has (cluster/placement.py);
     # a request the cluster cannot hold at all fails at once
     placement_timeout_s: float = 120.0
+    # Extra Ray resources every bundle of a role asks for, to put roles on kinds of nodes: {rollout:
+    # {rollout_node: 1}} puts engines only on nodes started with `ray start --resources='{"rollout_node": 8}'`
+    # (roles: rollout, learner, reward)
+    role_resources: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -284,6 +288,9 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
         if section.call_timeout_s <= 0 or section.max_restarts < 0:
             raise ConfigError(f"{key}.call_timeout_s must be > 0 and {key}.max_restarts >= 0, got "
                               f"{section.call_timeout_s}, {section.max_restarts}")
+    if set(config.cluster.role_resources) - {"rollout", "learner", "reward"}:
+        raise ConfigError(f"cluster.role_resources: roles are rollout, learner, reward; got "
+                          f"{sorted(config.cluster.role_resources)}")
     if rollout.sync_timeout_s <= 0 or rollout.sync_bucket_mb < 1:
         raise ConfigError(f"rollout.sync_timeout_s must be > 0 and rollout.sync_bucket_mb >= 1, got "
                           f"{rollout.sync_timeout_s}, {rollout.sync_bucket_mb}")

@@ -38,8 +38,8 @@ class PlacementError(ConfigError):
     it as a config error: the fix is a smaller config or a bigger cluster)."""
 
 
-def _resources(cpus: float, gpus: float) -> dict:
-    return {"CPU": cpus, **({"GPU": gpus} if gpus else {})}
+def _resources(cpus: float, gpus: float, extra: dict | None = None) -> dict:
+    return {"CPU": cpus, **({"GPU": gpus} if gpus else {}), **(extra or {})}
 
 
 def _fits(bundles: list[dict], nodes: list[dict]) -> bool:
@@ -50,18 +50,21 @@ def _fits(bundles: list[dict], nodes: list[dict]) -> bool:
 
 
 def role_bundles(cfg: QThinkConfig) -> dict[str, tuple[list[dict], str]]:
-    """Per role: its bundles and the placement strategy."""
-    r, lc, w = cfg.rollout, cfg.learner, cfg.reward
-    return {"rollout": ([_resources(r.cpus_per_worker, r.gpus_per_worker * r.tensor_parallel_size)] * r.num_workers,
-                        "SPREAD"),
-            "learner": ([_resources(lc.cpus_per_rank, lc.gpus_per_rank)] * lc.num_ranks, "PACK"),
-            "reward": ([_resources(1, 0)] * w.num_workers, "PACK")}
+    """Per role: its bundles (with the role's `cluster.role_resources`) and the placement strategy."""
+    r, lc, w, extra = cfg.rollout, cfg.learner, cfg.reward, cfg.cluster.role_resources
+    return {"rollout": ([_resources(r.cpus_per_worker, r.gpus_per_worker * r.tensor_parallel_size,
+                                    extra.get("rollout"))] * r.num_workers, "SPREAD"),
+            "learner": ([_resources(lc.cpus_per_rank, lc.gpus_per_rank, extra.get("learner"))] * lc.num_ranks, "PACK"),
+            "reward": ([_resources(1, 0, extra.get("reward"))] * w.num_workers, "PACK")}
 
 
 def _nodes() -> tuple[list[dict], str]:
+    """The live nodes' resources, and a description of them (Ray's own memory and node-id entries left out)."""
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    return nodes, "; ".join(f"node {i}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()) if k in ("CPU", "GPU"))
-                            for i, n in enumerate(nodes))
+    shown = [{k: v for k, v in n.items() if k not in ("memory", "object_store_memory") and not k.startswith("node:")}
+             for n in nodes]
+    return nodes, "; ".join(f"node {i}: " + ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()))
+                            for i, n in enumerate(shown))
 
 
 def check_cluster_holds(cfg: QThinkConfig, roles: tuple[str, ...] = ("rollout", "learner", "reward")) -> None:
@@ -100,6 +103,11 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     group = reserve("rollout", cfg)
 
     def make(i: int):
+        # A bundle whose node was removed waits for Ray to re-place it: fail by name instead of pending.
+        if not ray.wait([group.ready()], timeout=cfg.cluster.placement_timeout_s)[0]:
+            raise PlacementError(f"rollout worker {i}: its bundle lost its node and no other node took it within "
+                                 f"{cfg.cluster.placement_timeout_s:g} s ({_nodes()[1]}); when the cluster has room "
+                                 "again, `qthink train --resume` goes on from the last checkpoint")
         options = {"num_cpus": r.cpus_per_worker, "num_gpus": gpus, **in_bundle(group, i)}
         if gpus:
             return RolloutWorker.options(**options).remote(model_dir, r, dtype)

@@ -61,8 +61,9 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
     def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
         self.shutdown()  # a rebuilt group replaces the old one
         rank = init_info.rank_offset + self.parallel_config.rank
+        backend = "nccl" if self.device.type == "cuda" else "gloo"  # as the learner's, whose ranks hold GPUs
         self.group = open_group(init_info.master_address, init_info.master_port, rank, init_info.world_size,
-                                init_info.timeout_s)
+                                init_info.timeout_s, backend)
 
     def start_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import initialize_layerwise_reload

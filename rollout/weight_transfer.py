@@ -144,22 +144,37 @@ class BucketSender:
 
 
 class BucketReceiver:
-    """An engine's side: receives every bucket and hands each, as (name, view) pairs, to `load`."""
+    """An engine's side: receives every bucket and hands each, as (name, tensor) pairs, to `load`.
+
+    On CPU: one buffer per bucket, kept from sync to sync and handed out as views. On a GPU a second copy of
+    the weights would not fit beside the engine's: two buffers alternate, and `load` gets clones."""
 
     def __init__(self, metas: list[TensorMeta], buckets: list[list[int]], device: torch.device | str = "cpu"):
         self.metas, self.buckets = metas, buckets
         self.layouts = [bucket_offsets(metas, b) for b in buckets]
-        self.buffers = [torch.empty(size, dtype=torch.uint8, device=device) for _, size in self.layouts]
+        self.per_bucket = torch.device(device).type == "cpu"
+        sizes = [size for _, size in self.layouts]
+        if not self.per_bucket:
+            sizes = [max(sizes, default=0)] * min(2, len(sizes))
+        self.buffers = [torch.empty(size, dtype=torch.uint8, device=device) for size in sizes]
 
     def matches(self, metas: list[TensorMeta], buckets: list[list[int]]) -> bool:
         return metas == self.metas and buckets == self.buckets
 
     def receive(self, group, load: Callable[[list[tuple[str, torch.Tensor]]], object]) -> int:
-        works = [_broadcast(group, buffer) for buffer in self.buffers]
-        for work, buffer, bucket, (offsets, _) in zip(works, self.buffers, self.buckets, self.layouts):
-            work.wait()
-            load([(self.metas[k].name, _view(buffer, off, self.metas[k])) for k, off in zip(bucket, offsets)])
-        return sum(b.numel() for b in self.buffers)
+        """Returns the bytes received."""
+        landing = [self.buffers[k if self.per_bucket else k % 2][:size] for k, (_, size) in enumerate(self.layouts)]
+        if self.per_bucket:
+            works = [_broadcast(group, buffer) for buffer in landing]  # all posted: each lands while others load
+        else:
+            works = [_broadcast(group, landing[0])] if landing else []
+        for k, (bucket, (offsets, _)) in enumerate(zip(self.buckets, self.layouts)):
+            works[k].wait()
+            if not self.per_bucket and k + 1 < len(landing):
+                works.append(_broadcast(group, landing[k + 1]))  # lands in the buffer bucket k-1 left
+            pairs = [(self.metas[i].name, _view(landing[k], off, self.metas[i])) for i, off in zip(bucket, offsets)]
+            load(pairs if self.per_bucket else [(name, t.clone()) for name, t in pairs])
+        return sum(size for _, size in self.layouts)
 
 
 def update_info(metas: list[TensorMeta], buckets: list[list[int]]) -> dict:

@@ -95,6 +95,9 @@ class FaultyWorker(ModelessReceiver):
         return [[RolloutSample(r.prompt_id, [0], [1], [-1.0], variant=r.variant, policy_version=version)]
                 for r in requests]
 
+    def pid(self):
+        return os.getpid()
+
     def receive_weights(self, update_info, version):
         if version == self.stuck_at_version:  # never joins the broadcast: a stuck engine
             time.sleep(3600)
