@@ -14,10 +14,17 @@ import os
 import ray
 from ray.exceptions import RayActorError, RayError
 
+from actors.media import fetched
 from cluster.ray_cluster import free_port
 from learners.config import LearnerConfig
-from learners.policy_trainer import PolicyTrainer, merge_rank_metrics, shard_batch
+from learners.policy_trainer import PolicyTrainer, TrainShard, merge_rank_metrics, shard_batch
 from rollout.records import RolloutRequest, RolloutSample
+
+
+def with_media(shard: TrainShard) -> TrainShard:
+    """The shard with the media that wait in the object store (`RequestRef`) fetched on this rank's node."""
+    shard.media = dict(zip(shard.media, fetched(list(shard.media.values()))))
+    return shard
 
 
 @ray.remote
@@ -45,13 +52,13 @@ class Learner:
         return os.getpid()
 
     def train_step(self, shard) -> dict:
-        return self.trainer.train_step(shard)
+        return self.trainer.train_step(with_media(shard))
 
     def sft_step(self, shard) -> dict:
-        return self.trainer.sft_step(shard)
+        return self.trainer.sft_step(with_media(shard))
 
     def score(self, shard) -> list[list[float]]:
-        return self.trainer.score(shard)
+        return self.trainer.score(with_media(shard))
 
     def start_stage(self, *schedule) -> None:
         self.trainer.start_stage(*schedule)

@@ -31,9 +31,10 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from actors.dispatch import dispatch
+from actors.media import fetched
 from rollout.config import RolloutConfig
 from rollout.engine import RolloutEngine
-from rollout.records import RolloutRequest, RolloutSample
+from rollout.records import RequestRef, RolloutRequest, RolloutSample
 
 ORPHAN_WATCH = """
 import os, signal, time
@@ -63,8 +64,9 @@ class RolloutWorker:
         self.orphan_watch = subprocess.Popen([sys.executable, "-c", ORPHAN_WATCH])
         self.engine = RolloutEngine(model_dir, config, dtype)
 
-    def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
-        return self.engine.generate(requests, n, **overrides)
+    def generate(self, requests: list[RolloutRequest | RequestRef], n: int | None = None,
+                 **overrides) -> list[list[RolloutSample]]:
+        return self.engine.generate(fetched(requests), n, **overrides)
 
     def load_weights(self, blob, version: int) -> int:
         return self.engine.load_weights(blob, version, timeout_s=self.engine.config.sync_timeout_s)

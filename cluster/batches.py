@@ -3,15 +3,12 @@ copies) -> learner sequences. No math here; the perturbations themselves live in
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from cluster.config import QThinkConfig
 from rewards import Preset
 from rollout.manifest import ManifestReader, Sample
 from rollout.multiframe import multiframe_view
-from rollout.perturbations import draw_perturbation, perturb
 from rollout.records import RolloutRequest
 
 
@@ -33,24 +30,6 @@ def media_request(prompt_id: str, media_type: str, media, preset: Preset, cfg: Q
 
 def request_for(sample: Sample, seed: int | None, preset: Preset, cfg: QThinkConfig) -> RolloutRequest:
     return media_request(sample.row.id, sample.row.media_type, sample.media, preset, cfg, seed)
-
-
-def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
-    """The same video with one temporal perturbation drawn for it (VQAThinker's temporal reward)."""
-    rng = np.random.default_rng(seed)
-    frames, _ = perturb(request.frames, draw_perturbation(rng), rng)
-    return dataclasses.replace(request, frames=frames, variant="perturbed")
-
-
-def rollout_batch(samples: list[Sample], step: int, temporal: bool, preset: Preset,
-                  cfg: QThinkConfig) -> list[RolloutRequest]:
-    """Originals first, then a perturbed copy of each video when the temporal reward is on; per-request
-    sampling seeds derive from (seed, step, position) so a resumed run samples the same responses."""
-    seed = cfg.train.seed
-    originals = [request_for(s, seed * 1_000_003 + step * 1009 + i, preset, cfg) for i, s in enumerate(samples)]
-    perturbed = [perturbed_copy(r, seed * 7919 + step * 131 + i) for i, r in enumerate(originals)
-                 if temporal and r.media_type == "video"]
-    return originals + perturbed
 
 
 def next_samples(reader: ManifestReader, stream, count: int) -> list[Sample]:

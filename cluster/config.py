@@ -291,9 +291,9 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
     if set(config.cluster.role_resources) - {"rollout", "learner", "reward"}:
         raise ConfigError(f"cluster.role_resources: roles are rollout, learner, reward; got "
                           f"{sorted(config.cluster.role_resources)}")
-    if rollout.sync_timeout_s <= 0 or rollout.sync_bucket_mb < 1:
-        raise ConfigError(f"rollout.sync_timeout_s must be > 0 and rollout.sync_bucket_mb >= 1, got "
-                          f"{rollout.sync_timeout_s}, {rollout.sync_bucket_mb}")
+    if rollout.sync_bucket_mb < 1 or rollout.sync_timeout_s <= 0:
+        raise ConfigError(f"rollout.sync_bucket_mb must be >= 1 and rollout.sync_timeout_s > 0, got "
+                          f"{rollout.sync_bucket_mb}, {rollout.sync_timeout_s}")
     if learner.micro_batch_size < 1 or learner.max_tokens_per_micro < 0:
         raise ConfigError(f"learner.micro_batch_size must be >= 1 and learner.max_tokens_per_micro >= 0 (0: off), got "
                           f"{learner.micro_batch_size}, {learner.max_tokens_per_micro}")

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cluster.batches import next_samples, rollout_batch
+from cluster.remote_media import remote_rollout_batch
 from learners.losses import group_advantages, zero_variance_groups
 from rewards import BatchRewards
 from rewards.metrics import plcc, srcc
-from rollout.manifest import Sample
-from rollout.records import RolloutRequest, RolloutSample
+from rollout.manifest import ManifestRow
+from rollout.records import RequestRef, RolloutSample
 
 
 @dataclass
@@ -29,8 +29,8 @@ class RolloutBatch:
     """One step's prompts and their sampled groups (originals first, then perturbed video copies)."""
 
     cursor: dict  # the data reader's state before these prompts were drawn (for checkpoints)
-    samples: list[Sample]
-    requests: list[RolloutRequest]
+    rows: list[ManifestRow]
+    requests: list[RequestRef]  # the requests stay in the object store (cluster/remote_media.py)
     groups: list[list[RolloutSample]]
     seconds: float
     responses: list[RolloutSample] = field(init=False)
@@ -46,7 +46,7 @@ class RolloutBatch:
 @dataclass
 class TrainingBatch:
     sequences: list[RolloutSample]  # the originals kept, each with its advantage
-    media: dict[str, RolloutRequest]
+    media: dict[str, RequestRef]  # by prompt id: where each learner rank fetches the media from
     rewards: np.ndarray  # total reward of every original response
     groups_kept: int
     staleness: int  # policy versions between the newest weights and the oldest response
@@ -55,15 +55,15 @@ class TrainingBatch:
 def rollout_step(run, step: int) -> RolloutBatch:
     """Draw B prompts and sample G responses for each (and for the perturbed copy of each video)."""
     cursor = run.train_reader.state_dict()
-    samples = next_samples(run.train_reader, run.train_stream, run.cfg.train.prompts_per_step)
-    requests = rollout_batch(samples, step, run.temporal, run.preset, run.cfg)
+    rows, requests = remote_rollout_batch(run.train_reader, run.cfg.train.prompts_per_step, step, run.temporal,
+                                          run.request_context, run.cfg.train.seed)
     start = time.perf_counter()
     groups = run.rollout.generate(requests)
-    return RolloutBatch(cursor, samples, requests, groups, time.perf_counter() - start)
+    return RolloutBatch(cursor, rows, requests, groups, time.perf_counter() - start)
 
 
 def score(run, batch: RolloutBatch) -> BatchRewards:
-    mos = {s.row.id: s.row.mos for s in batch.samples}
+    mos = {row.id: row.mos for row in batch.rows}
     flat = batch.responses
     return run.rewards.score([s.text for s in flat], [mos[s.prompt_id] for s in flat], [s.prompt_id for s in flat],
                              [s.variant for s in flat])
@@ -116,7 +116,7 @@ def step_metrics(batch: RolloutBatch, rewards: BatchRewards, train: TrainingBatc
     originals = batch.originals
     lengths = [len(s.token_ids) for s, keep in zip(batch.responses, originals) if keep]
     group_scores = rewards.parsed.take(np.flatnonzero(originals)).group_scores(group_size)
-    mos = np.array([s.row.mos for s in batch.samples])
+    mos = np.array([row.mos for row in batch.rows])
     new_tokens = sum(len(s.token_ids) for s in batch.responses)
     return {
         "reward": float(train.rewards.mean()), "reward_std": float(train.rewards.std()),
@@ -132,7 +132,7 @@ def step_metrics(batch: RolloutBatch, rewards: BatchRewards, train: TrainingBatc
 def batch_record(batch: RolloutBatch, rewards: BatchRewards) -> dict:
     """Which prompts a step trained on and what their responses earned: two runs' rewards are comparable
     where their responses are equal (a digest of each is kept)."""
-    return {"prompt_ids": [s.row.id for s in batch.samples],
+    return {"prompt_ids": [row.id for row in batch.rows],
             "policy_versions": sorted({s.policy_version for s in batch.responses}),
             "rewards": {k: [round(float(x), 6) for x in v] for k, v in rewards.components.items()},
             "responses": len(batch.responses),

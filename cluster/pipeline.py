@@ -53,6 +53,7 @@ class Run:
         self.model_dir = cfg.model.path
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
         self.preset = get_preset(cfg.reward.preset)
+        self.request_context = ray.put((self.preset, cfg))  # read by every media task (cluster/remote_media.py)
         self.temporal = cfg.reward.temporal and "temporal" in self.preset.component_names
         options = media_options(cfg)
         self.train_reader = ManifestReader(cfg.data.train, seed=cfg.train.seed, options=options)
@@ -77,7 +78,6 @@ class Run:
                 self.sft_reader.load_state_dict(state["sft_cursor"])
             self.sync_weights()
             print(f"resumed from checkpoint step {latest}: stage {self.stage}, step {self.step}")
-        self.train_stream = iter(self.train_reader)
         self.sft_stream = iter(self.sft_reader) if self.sft_reader is not None else None
 
     def sync_weights(self) -> float:

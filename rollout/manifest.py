@@ -241,20 +241,28 @@ class ManifestReader:
 
     def iter_epoch(self) -> Iterator[Sample]:
         """The usable samples from the cursor to the end of the current epoch; then the cursor moves on."""
+        for index, row in self.rows_of_epoch():
+            try:
+                media = load_media(row, self.manifest.media_source(index), self.options)
+            except MediaError as error:
+                self.record_skip(row, error.reason.value, error.detail)
+                continue
+            yield Sample(row, media)
+
+    def rows_of_epoch(self) -> Iterator[tuple[int, ManifestRow]]:
+        """(index, row) from the cursor to the end of the current epoch, the cursor moving past each as it is
+        handed out; then on to the next epoch. For callers that decode elsewhere (and `record_skip`)."""
         order = self.order(self.epoch)
         while self.position < len(order):
             index = int(order[self.position])
             self.position += 1
-            row = self.manifest.rows[index]
-            try:
-                media = load_media(row, self.manifest.media_source(index), self.options)
-            except MediaError as error:
-                self.skip_counts[error.reason.value] += 1
-                self.skipped_rows[row.id] = (error.reason.value, error.detail)
-                continue
-            yield Sample(row, media)
+            yield index, self.manifest.rows[index]
         self.epoch += 1
         self.position = 0
+
+    def record_skip(self, row: ManifestRow, reason: str, detail: str) -> None:
+        self.skip_counts[reason] += 1
+        self.skipped_rows[row.id] = (reason, detail)
 
     def __iter__(self) -> Iterator[Sample]:
         """Samples forever, epoch after epoch; stops only if a whole epoch had nothing usable."""

@@ -13,9 +13,12 @@ draws differ from theirs while the distributions are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 import numpy as np
+
+from rollout.records import RolloutRequest
 
 LOCAL_SHUFFLE_WINDOW = 4
 BLACK = -1
@@ -111,3 +114,11 @@ def perturb(frames: np.ndarray, mode: TemporalPerturbation | str,
     """
     indices = perturbation_indices(len(frames), mode, rng_or_seed)
     return apply_indices(frames, indices), indices
+
+
+def perturbed_copy(request: RolloutRequest, seed: int) -> RolloutRequest:
+    """The same video request with one temporal perturbation drawn for it (VQAThinker's temporal reward),
+    made by the rollout worker that fetched the original (actors/media.py)."""
+    rng = np.random.default_rng(seed)
+    frames, _ = perturb(request.frames, draw_perturbation(rng), rng)
+    return dataclasses.replace(request, frames=frames, variant="perturbed")

@@ -29,6 +29,21 @@ class RolloutRequest:
 
 
 @dataclass
+class RequestRef:
+    """A `RolloutRequest` left in Ray's object store where it was built (media decoded off the driver): the
+    driver keeps what it needs to route and account for it, the rollout workers and learner ranks fetch the
+    request itself. `ref` is the object reference (opaque here: no Ray import in rollout/). A perturbed
+    copy refers to its original's object and is made where it is fetched, from `perturb_seed`."""
+
+    prompt_id: str
+    media_type: str
+    ref: object
+    seed: int | None = None  # the request's sampling seed
+    variant: str = "original"
+    perturb_seed: int | None = None
+
+
+@dataclass
 class RolloutSample:
     """One response to the request of the same `prompt_id`, and everything the rewards and learner need."""
 

@@ -20,6 +20,22 @@ REPO = Path(__file__).resolve().parents[2]
 EXCLUDES = '{"excludes": [".venv", ".git", "runs", "benchmarks/results"]}'
 
 
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(pid))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 class RayNodes:
     def __init__(self):
         self.env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
@@ -68,7 +84,14 @@ class RayNodes:
         return out
 
     def remove_node(self, name: str) -> None:
-        os.killpg(self.nodes.pop(name).pid, signal.SIGKILL)
+        """As if the machine died: SIGKILL to the node's raylet and every process under it (Ray's workers
+        lead process groups of their own, so the node's group alone would leave the actors running)."""
+        root = self.nodes.pop(name).pid
+        for pid in [root, *_descendants(root)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def ray(self, *args, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "ray"), *args], env=self.env, capture_output=True, text=True, cwd=REPO,
@@ -89,8 +112,14 @@ class RayNodes:
             time.sleep(3)
 
     def job_status(self, submission_id: str) -> str:
-        out = self.ray("job", "status", "--address", self.address, submission_id).stdout
-        return next((s for s in ("SUCCEEDED", "FAILED", "STOPPED", "RUNNING", "PENDING") if s in out), out)
+        from ray.job_submission import JobSubmissionClient
+
+        return str(JobSubmissionClient(self.address).get_job_status(submission_id).value)
+
+    def job_logs(self, submission_id: str) -> str:
+        from ray.job_submission import JobSubmissionClient
+
+        return JobSubmissionClient(self.address).get_job_logs(submission_id)
 
     def stop(self) -> None:
         for proc in self.nodes.values():

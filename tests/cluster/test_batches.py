@@ -1,10 +1,17 @@
 import numpy as np
+import pytest
+import ray
 from PIL import Image
 
-from cluster.batches import rollout_batch
+from actors.media import fetched
+from cluster.batches import request_for
 from cluster.config import load_config
+from cluster.remote_media import remote_rollout_batch
 from rewards import PRESETS
-from rollout.manifest import ManifestRow, Sample
+from rollout.demo.synthetic import build_synthetic_benchmark
+from rollout.manifest import ManifestReader, ManifestRow, Sample
+from rollout.perturbations import perturbed_copy
+from rollout.records import RequestRef
 from rollout.video import VideoClip
 
 
@@ -15,25 +22,50 @@ def _samples():
     return [img, vid]
 
 
-def test_videos_get_one_perturbed_copy_when_the_temporal_reward_is_on():
-    cfg = load_config()
-    plain = rollout_batch(_samples(), 3, False, PRESETS["qthink"], cfg)
-    assert [(r.prompt_id, r.variant) for r in plain] == [("i0", "original"), ("v0", "original")]
-    with_t = rollout_batch(_samples(), 3, True, PRESETS["qthink"], cfg)
-    assert [(r.prompt_id, r.variant) for r in with_t] == [("i0", "original"), ("v0", "original"), ("v0", "perturbed")]
-    original, perturbed = with_t[1].frames, with_t[2].frames
-    assert perturbed.shape == original.shape
-    assert not np.array_equal(perturbed, original)  # every perturbation changes an 8-frame ramp
-    again = rollout_batch(_samples(), 3, True, PRESETS["qthink"], cfg)
-    assert np.array_equal(again[2].frames, perturbed) and again[0].seed == with_t[0].seed  # deterministic
-
-
 def test_preset_decides_the_question_and_multiframe_shows_a_grid_plus_local_frames():
     multiframe = load_config(None, ["data.video_view=multiframe"])
-    reqs = rollout_batch(_samples(), 0, False, PRESETS["preresq-vqa"], multiframe)
+    reqs = [request_for(s, 0, PRESETS["preresq-vqa"], multiframe) for s in _samples()]
     assert "five aspects" not in reqs[1].question and "two ratings" in reqs[1].question
     assert reqs[1].media_type == "images" and len(reqs[1].frames) == 4  # composite + 3 local frames
-    iqa = rollout_batch(_samples(), 0, False, PRESETS["preresq-iqa"], load_config())
-    assert "five aspects" in iqa[0].question
-    short = rollout_batch(_samples(), 0, False, PRESETS["qthink"], load_config(None, ["data.prompt_style=short"]))
-    assert not short[0].system_prompt and len(short[0].question) < 120
+    iqa = request_for(_samples()[0], 0, PRESETS["preresq-iqa"], load_config())
+    assert "five aspects" in iqa.question
+    short = request_for(_samples()[0], 0, PRESETS["qthink"], load_config(None, ["data.prompt_style=short"]))
+    assert not short.system_prompt and len(short.question) < 120
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    """A real manifest (8 images, 4 videos) with its second row's media truncated to 20 bytes."""
+    bench = build_synthetic_benchmark(tmp_path_factory.mktemp("synth"), images=8, videos=4)
+    reader = ManifestReader(bench.train_manifest, seed=0)
+    bad = reader.manifest.rows[int(reader.order(0)[1])]
+    path = bench.train_manifest.parent / bad.uri
+    path.write_bytes(path.read_bytes()[:20])
+    return bench.train_manifest, bad.id
+
+
+def test_media_decoded_off_the_driver_equal_the_driver_path_and_bad_rows_are_counted(ray_local, manifest):
+    """The requests a worker fetches (and the perturbed copies it makes) are those the driver used to build
+    itself: same rows, cursor, skip counts, seeds, pixels and perturbations."""
+    path, bad = manifest
+    cfg, preset = load_config(), PRESETS["qthink"]
+    context = ray.put((preset, cfg))
+    remote_reader, local_reader = ManifestReader(path, seed=0), ManifestReader(path, seed=0)
+    rows, refs = remote_rollout_batch(remote_reader, 5, 3, True, context, seed=0)
+    local = [s for _, s in zip(range(5), local_reader)]  # the same rows decoded here, in the driver
+    assert [r.id for r in rows] == [s.row.id for s in local] and bad not in [r.id for r in rows]
+    assert remote_reader.state_dict() == local_reader.state_dict()  # cursor and skip counts ("truncated")
+    assert sum(remote_reader.skip_counts.values()) == 1 and bad in remote_reader.skipped_rows
+    assert all(isinstance(r, RequestRef) for r in refs)
+    originals = [request_for(s, 3 * 1009 + i, preset, cfg) for i, s in enumerate(local)]
+    want = originals + [perturbed_copy(r, 3 * 131 + i) for i, r in enumerate(originals) if r.media_type == "video"]
+    got = fetched(refs)
+    assert [(r.prompt_id, r.variant, r.seed) for r in got] == [(r.prompt_id, r.variant, r.seed) for r in want]
+    assert any(r.variant == "perturbed" for r in got)
+    for g, w in zip(got, want):
+        assert g.question == w.question
+        assert np.array_equal(g.image if g.media_type == "image" else g.frames,
+                              w.image if w.media_type == "image" else w.frames)
+    videos = [r for r in got if r.media_type == "video" and r.variant == "original"]
+    for original, copy in zip(videos, [r for r in got if r.variant == "perturbed"], strict=True):
+        assert not np.array_equal(copy.frames, original.frames)

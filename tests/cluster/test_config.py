@@ -44,6 +44,9 @@ def test_defaults_yaml_and_overrides_resolve_in_that_order(tmp_path):
         ("reward.custom=[mymodule]", "reward.custom"),
         ("learner.dual_clip=0.5", "learner.dual_clip"),
         ("rollout.call_timeout_s=0", "rollout.call_timeout_s"),
+        ("rollout.sync_bucket_mb=0", "rollout.sync_bucket_mb"),
+        ("cluster.role_resources.rollouts.rollout_node=1", "cluster.role_resources"),
+        ("cluster.role_resources.rollout.rollout_node=many", "cluster.role_resources.rollout.rollout_node"),
     ],
 )
 def test_bad_keys_and_types_name_the_key(override, named):

@@ -12,6 +12,8 @@ from cluster.placement import PlacementError, check_cluster_holds, in_bundle, re
 def test_a_config_the_cluster_cannot_hold_fails_in_seconds_naming_both_sides(ray_local):
     started = time.perf_counter()
     for overrides, words in ((["rollout.gpus_per_worker=1"], ["rollout 1 x {'CPU': 1, 'GPU': 1}", "CPU 2"]),
+                             (["cluster.role_resources.rollout.rollout_node=1"],  # no node declares it
+                              ["rollout 1 x {'CPU': 1, 'rollout_node': 1.0}"]),
                              (["learner.num_ranks=4"], ["learner 4 x {'CPU': 1}"]),
                              (["learner.cpus_per_rank=3"], ["learner 2 x {'CPU': 3}"])):
         with pytest.raises(PlacementError) as refused:

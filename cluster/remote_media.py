@@ -1,0 +1,83 @@
+"""A GRPO step's media decoded where Ray runs a task, not in the driver: a few tasks decode the step's rows
+and leave each engine request (pixels and all) in the object store. The driver keeps `RequestRef`s: ids,
+seeds and object references. Rollout workers and learner ranks fetch the requests on their own nodes, and
+a rollout worker makes a video's perturbed copy (VQAThinker's temporal reward) from the frames it fetched.
+So the pixels of a step never pass through the driver (it used to decode them and send them twice: to the
+engines, then to the learner ranks; benchmarks/driver_bytes.py measures both).
+
+The reader's cursor, its skip counts and the per-request seeds are those of decoding in the driver: rows
+are taken in order, a bad row is recorded by the reason its task reports, the seeds are given by position
+among the usable rows once their statuses are in, and a resumed run draws the same rows.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from cluster.batches import media_request
+from rollout.manifest import ManifestReader, ManifestRow, MediaError, load_media
+from rollout.records import RequestRef
+
+DECODE_TASKS = 4  # per batch of rows: bounds the worker processes Ray starts for them (each imports decord)
+
+
+@ray.remote(num_cpus=0)
+def decode_requests(rows: list[tuple[ManifestRow, object]], options, context) -> list:
+    """Per row: its request's media type and the request, or (reason, detail) and None for media that cannot
+    be used; as separate returns, so the driver fetches the statuses and leaves the requests where they are."""
+    preset, cfg = context
+    out = []
+    for row, source in rows:
+        try:
+            media = load_media(row, source, options)
+        except MediaError as error:
+            out += [(error.reason.value, error.detail), None]
+            continue
+        request = media_request(row.id, row.media_type, media, preset, cfg)
+        out += [request.media_type, request]
+    return out
+
+
+def _endless(reader: ManifestReader):
+    while True:
+        yield from reader.rows_of_epoch()
+
+
+def usable_requests(reader: ManifestReader, count: int, context) -> list[tuple[ManifestRow, str, object]]:
+    """The next `count` usable rows, each with its request's media type and object; bad rows are recorded
+    on the reader."""
+    out: list[tuple[ManifestRow, str, object]] = []
+    misses, rows = 0, _endless(reader)
+    while len(out) < count:
+        taken = [(row, reader.manifest.media_source(index)) for index, row in
+                 (next(rows) for _ in range(count - len(out)))]
+        size = -(-len(taken) // DECODE_TASKS)
+        returns = []
+        for i in range(0, len(taken), size):
+            part = taken[i:i + size]
+            returns += decode_requests.options(num_returns=2 * len(part)).remote(part, reader.options, context)
+        statuses = ray.get(returns[::2])  # a media type (str), or why the row cannot be used
+        for (row, _), status, request in zip(taken, statuses, returns[1::2]):
+            if isinstance(status, str):
+                out.append((row, status, request))
+                misses = 0
+                continue
+            reader.record_skip(row, *status)
+            misses += 1
+            if misses >= len(reader.manifest):
+                raise RuntimeError(f"{reader.manifest.path}: no usable media left "
+                                   f"(skipped: {dict(reader.skip_counts)})")
+    return out
+
+
+def remote_rollout_batch(reader: ManifestReader, count: int, step: int, temporal: bool, context,
+                         seed: int) -> tuple[list[ManifestRow], list[RequestRef]]:
+    """`count` originals, then a perturbed copy of each video when the temporal reward is on; per-request
+    seeds derive from (seed, step, position) so a resumed run samples the same responses. `context`: a
+    reference to (reward preset, config), put once per run."""
+    usable = usable_requests(reader, count, context)
+    originals = [RequestRef(row.id, media_type, ref, seed * 1_000_003 + step * 1009 + i)
+                 for i, (row, media_type, ref) in enumerate(usable)]
+    perturbed = [RequestRef(r.prompt_id, r.media_type, r.ref, r.seed, "perturbed", seed * 7919 + step * 131 + i)
+                 for i, r in enumerate(originals) if temporal and r.media_type == "video"]
+    return [row for row, _, _ in usable], originals + perturbed
