@@ -117,11 +117,15 @@ class RolloutPool:
         self.restarts = 0
 
     def _restart(self, i: int) -> None:
-        self.workers[i] = self.make_worker(i)
-        self.restarts += 1
+        for _ in range(self.max_restarts + 1):
+            self.workers[i] = self.make_worker(i)
+            self.restarts += 1
+            try:  # up first (an engine starts in a minute or so), so its start does not eat a sync's deadline
+                ray.get(self.workers[i].pid.remote(), timeout=self.call_timeout_s)
+                break
+            except RayActorError:  # died while starting (its node is going away too): place another
+                continue
         if self.learner is not None:
-            # up first (an engine starts in a minute or so), so its start does not eat the sync's deadline
-            ray.get(self.workers[i].pid.remote(), timeout=self.call_timeout_s)
             self.update_info = None  # the old group cannot take a new member
             self.broadcast_weights(self.learner, self.version)
 

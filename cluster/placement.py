@@ -16,9 +16,10 @@ for: the roles take turns on the cores in synchronous mode, so oversubscribing t
 from __future__ import annotations
 
 import os
+import time
 
 import ray
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors.learner import LearnerGroup
@@ -103,11 +104,14 @@ def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     group = reserve("rollout", cfg)
 
     def make(i: int):
-        # A bundle whose node was removed waits for Ray to re-place it: fail by name instead of pending.
-        if not ray.wait([group.ready()], timeout=cfg.cluster.placement_timeout_s)[0]:
-            raise PlacementError(f"rollout worker {i}: its bundle lost its node and no other node took it within "
-                                 f"{cfg.cluster.placement_timeout_s:g} s ({_nodes()[1]}); when the cluster has room "
-                                 "again, `qthink train --resume` goes on from the last checkpoint")
+        # A bundle whose node went away waits for Ray to place it again: fail by name instead of pending.
+        deadline = time.monotonic() + cfg.cluster.placement_timeout_s
+        while placement_group_table(group)["state"] != "CREATED":
+            if time.monotonic() > deadline:
+                raise PlacementError(f"rollout worker {i}: its bundle lost its node and no other node took it "
+                                     f"within {cfg.cluster.placement_timeout_s:g} s ({_nodes()[1]}); when the "
+                                     "cluster has room again, `qthink train --resume` goes on from the last checkpoint")
+            time.sleep(1)
         options = {"num_cpus": r.cpus_per_worker, "num_gpus": gpus, **in_bundle(group, i)}
         if gpus:
             return RolloutWorker.options(**options).remote(model_dir, r, dtype)

@@ -20,6 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 EXCLUDES = '{"excludes": [".venv", ".git", "runs", "benchmarks/results"]}'
 
 
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return b""
+
+
 def _descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -84,10 +91,17 @@ class RayNodes:
         return out
 
     def remove_node(self, name: str) -> None:
-        """As if the machine died: SIGKILL to the node's raylet and every process under it (Ray's workers
-        lead process groups of their own, so the node's group alone would leave the actors running)."""
+        """As if the machine died: SIGKILL to the node's processes: what `ray start` started, and every Ray
+        worker of its raylet with what it started. Workers lead process groups of their own, and a job's
+        workers (runtime env) are not the raylet's children, so they are found by RAY_RAYLET_PID."""
         root = self.nodes.pop(name).pid
-        for pid in [root, *_descendants(root)]:
+        doomed = {root, *_descendants(root)}
+        raylets = {str(pid) for pid in doomed if b"raylet/raylet" in _read(f"/proc/{pid}/cmdline")}
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
+            env = _read(f"/proc/{pid}/environ").split(b"\0")
+            if any(f"RAY_RAYLET_PID={r}".encode() in env for r in raylets):
+                doomed |= {pid, *_descendants(pid)}
+        for pid in doomed:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
