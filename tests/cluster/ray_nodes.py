@@ -84,7 +84,8 @@ class RayNodes:
         from ray.util.state import list_nodes
 
         out = {}
-        for node in list_nodes(address=self.address, filters=[("state", "=", "ALIVE")], detail=True):
+        for node in list_nodes(address=self.address, filters=[("state", "=", "ALIVE")], detail=True, limit=100,
+                               raise_on_missing_output=False):
             custom = [k for k in node.resources_total if k not in ("CPU", "GPU", "memory", "object_store_memory")
                       and not k.startswith(("node:", "accelerator_type"))]
             out["head" if node.is_head_node else (custom[0] if custom else node.node_id)] = node.node_id
