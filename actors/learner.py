@@ -1,8 +1,8 @@
 """DeepSpeed learner ranks as Ray actors, and the group that drives them as one learner.
 
 Rank 0 publishes its address and a free port; every rank then joins one process group (gloo on CPU,
-NCCL on GPU). Weights leave the learner once: rank 0 puts one safetensors blob in the object store and
-hands back the reference, so they never pass through the driver. A rank that dies leaves the others
+NCCL on GPU). Weights leave the learner from rank 0, through the weight-transfer group the rollout engines
+joined (actors/rollout_worker.py), so they never pass through the driver. A rank that dies leaves the others
 waiting in a collective that can never complete: the group then fails within seconds, naming the dead
 rank, and the run goes on from its last checkpoint (`qthink train --resume`).
 """
@@ -65,10 +65,6 @@ class Learner:
 
     def reset_reference(self) -> None:
         self.trainer.reset_reference()
-
-    def weights_ref(self) -> list:
-        blob = self.trainer.weights_blob()
-        return [ray.put(blob)] if self.rank == 0 else []
 
     def weight_update_info(self, bucket_bytes: int) -> dict:
         return self.trainer.weight_sender(bucket_bytes).update_info()
@@ -156,9 +152,6 @@ class LearnerGroup:
 
     def reset_reference(self) -> None:
         self._each("reset_reference")
-
-    def weights_ref(self) -> ray.ObjectRef:
-        return self._each("weights_ref")[0][0]
 
     def save_hf(self, out_dir: str) -> None:
         self._each("save_hf", out_dir)

@@ -68,9 +68,6 @@ class RolloutWorker:
                  **overrides) -> list[list[RolloutSample]]:
         return self.engine.generate(fetched(requests), n, **overrides)
 
-    def load_weights(self, blob, version: int) -> int:
-        return self.engine.load_weights(blob, version, timeout_s=self.engine.config.sync_timeout_s)
-
     def init_weight_transfer(self, init_info: dict) -> None:
         self.engine.init_weight_transfer(init_info, timeout_s=init_info["timeout_s"])
 

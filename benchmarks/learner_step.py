@@ -1,9 +1,9 @@
-"""Learner step: seconds per GRPO step, tokens/s and peak memory, plain vs shared prefix vs LoRA, and the
-weight export every sync starts with. On a GPU the Qwen2.5-VL-3B-shaped policy; on this CPU small shapes.
+"""Learner step: seconds per GRPO step, tokens/s and peak memory, plain vs shared prefix vs LoRA. On a GPU the
+Qwen2.5-VL-3B-shaped policy; on this CPU small shapes.
 
 What runs is the project's learner: `PolicyTrainer` (its engine from `build_engine`: DeepSpeed ZeRO-2,
-torch AdamW), `train_step` (micro-batched GRPO loss through `sequence_logprobs`) and `weights_blob` (the
-safetensors blob the sync path puts in the object store). The model is a `rollout/demo/tiny_model.py` shape
+torch AdamW) and `train_step` (micro-batched GRPO loss through `sequence_logprobs`); the weight sync has
+benchmarks of its own (weight_sync.py, weight_transfer_wire.py). The model is a `rollout/demo/tiny_model.py` shape
 (`3b`: Qwen2.5-VL-3B-Instruct's published config, 36 x 2048 text layers, 151,936 vocab, tied embeddings, a
 32-block 1280-wide vision tower) with random weights, built directly on the device: writing and re-reading
 7.5 GB of random weights would time the disk, so `from_pretrained` hands the trainer the built model and
@@ -135,26 +135,8 @@ def model_flops(model, cfg, seqs, media_tokens_per_image: int) -> float:
     return text_factor * text_params * tokens + 6 * vocab * hidden * responses + vision_factor * vision_params * patches
 
 
-def transfer_bandwidth(nbytes: int = 2**30, repeats: int = 3) -> dict:
-    """Device -> host bytes/s into pinned and into pageable (fresh) memory, at 1 GiB (saturated there)."""
-    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-    pinned = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-
-    def timed(copy):
-        times = []
-        for _ in range(repeats + 1):
-            torch.cuda.synchronize()
-            start = time.perf_counter()
-            copy()
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        return nbytes / statistics.median(times[1:])
-
-    return {"d2h_pinned_bytes_per_s": timed(lambda: pinned.copy_(src)), "d2h_pageable_bytes_per_s": timed(src.cpu)}
-
-
 def run_variant(args, name: str) -> dict:
-    """One variant, in this process: build, warm up, time `args.steps` steps, then the export."""
+    """One variant, in this process: build, warm up, time `args.steps` steps."""
     from learners.config import LearnerConfig
     from learners.policy_trainer import PolicyTrainer, shard_batch
 
@@ -199,18 +181,6 @@ def run_variant(args, name: str) -> dict:
                    peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30)
     else:
         row.update(peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)  # KiB on Linux
-    exports = []
-    for _ in range(2):
-        start = time.perf_counter()
-        payload = trainer.weights_blob()
-        exports.append(time.perf_counter() - start)
-    row.update(export_bytes=len(payload), export_s=min(exports), export_s_all=exports)
-    del payload
-    if on_gpu:
-        bw = transfer_bandwidth()
-        bound_s = row["export_bytes"] / bw["d2h_pinned_bytes_per_s"]
-        row.update(bw, export_bound_s=bound_s, export_ratio_to_bound=row["export_s"] / bound_s,
-                   export_ratio_to_pageable=row["export_s"] / (row["export_bytes"] / bw["d2h_pageable_bytes_per_s"]))
     return row
 
 
@@ -275,8 +245,8 @@ def main():
 
 def table(result: dict) -> str:
     """Markdown rows: one per setup and variant, with the ratio of step time to the setup's `plain`."""
-    lines = ["| setup | variant | trainable | step s | vs plain | tokens/s | model TFLOP/s | peak GiB | export s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| setup | variant | trainable | step s | vs plain | tokens/s | model TFLOP/s | peak GiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for setup, run in result["runs"].items():
         plain = run["variants"].get("plain", {}).get("step_s")
         for name, r in run["variants"].items():
@@ -286,7 +256,7 @@ def table(result: dict) -> str:
             peak = r.get("peak_allocated_gib", r.get("peak_rss_gib", float("nan")))
             ratio = f"{r['step_s'] / plain:.2f}" if plain else "-"
             lines.append(f"| {setup} | {name} | {r['trainable_params'] / 1e6:.3g}M | {r['step_s']:.2f} | {ratio} | "
-                         f"{r['tokens_per_s']:.0f} | {r['model_tflops']:.3g} | {peak:.2f} | {r['export_s']:.2f} |")
+                         f"{r['tokens_per_s']:.0f} | {r['model_tflops']:.3g} | {peak:.2f} |")
     return "\n".join(lines)
 
 

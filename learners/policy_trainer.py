@@ -25,7 +25,6 @@ from learners.losses import aggregate, clipped_policy_loss, kl_estimate, pad_sta
 from learners.weights import WeightSender, full_state_dict, gathered
 from rollout.engine import banned_token_ids
 from rollout.records import RolloutRequest, RolloutSample
-from rollout.safetensors_blob import safetensors_blob
 
 
 @dataclass
@@ -61,7 +60,6 @@ class PolicyTrainer:
         self.ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.beta > 0 and not cfg.lora.rank else None
         self.folded = False  # LoRA: adapters folded into the base weights (reset_reference), saved with checkpoints
         self.engine = build_engine(model, cfg)
-        self._blob: np.ndarray | None = None  # the weight-sync buffer, reused (weights_blob)
         self.sender: WeightSender | None = None
         if self.ref is not None:
             self.ref.to(self.engine.device)
@@ -202,13 +200,6 @@ class PolicyTrainer:
             logps = self._logprobs(self.engine, self._scored(shard, seqs, cache))
             out += [lp.tolist() for lp in logps] if weight else []
         return out
-
-    def weights_blob(self, dtype: torch.dtype | None = None) -> np.ndarray:
-        """Full weights as one safetensors blob (every rank must call under ZeRO-3). The buffer is reused
-        by the next call: put it in the object store (which copies) or write it out before then."""
-        self._blob = safetensors_blob(full_state_dict(self.engine.module, self.cfg.zero_stage, dtype),
-                                      reuse=self._blob)
-        return self._blob
 
     def weight_sender(self, bucket_bytes: int) -> WeightSender:
         if self.sender is None:

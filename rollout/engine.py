@@ -7,8 +7,8 @@ Two traps of Qwen-VL + vLLM shape this file (docs/design.md, "Environment notes"
    computes that same distribution (learners/logprobs.py), so importance ratios stay exact.
 2. Prompt ids that already hold expanded pads are expanded AGAIN by vLLM. The engine is given the prompt
    TEXT plus the media, and returns the prompt ids vLLM actually used; the learner trains on those.
-Weights are replaced in place (`reload_weights`) and the multimodal caches are reset: a stale encoder
-cache kills the engine on the next image ("Encoder cache miss").
+Weights arrive through vLLM's weight-transfer protocol (rollout/vllm_worker.py) and the multimodal caches
+are reset after each update: a stale encoder cache kills the engine on the next image ("Encoder cache miss").
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", m
         max_model_len=config.max_model_len, tensor_parallel_size=config.tensor_parallel_size,
         gpu_memory_utilization=config.gpu_memory_utilization,
         limit_mm_per_prompt={"image": max_media, "video": 1}, logprobs_mode="processed_logprobs",
-        worker_extension_cls="rollout.vllm_worker.WeightReloadExtension", **cpu_only,
+        **cpu_only,
         weight_transfer_config={"backend": "nccl" if torch.cuda.is_available() else "gloo"},
     )
 
@@ -91,6 +91,9 @@ class RolloutEngine:
         from transformers import AutoProcessor
         from vllm import LLM
 
+        from rollout.vllm_worker import register
+
+        register()  # vLLM's plugin hook does this too, where qthink is installed (an engine in this process)
         self.config = config
         self.model_dir = str(model_dir)
         self.processor = AutoProcessor.from_pretrained(self.model_dir)
@@ -138,21 +141,7 @@ class RolloutEngine:
         for phase, kwargs in (("start_weight_update", {}), ("update_weights", {"update_info": update_info}),
                               ("finish_weight_update", {})):
             self.llm.collective_rpc(phase, kwargs=kwargs, timeout=timeout_s)
-        self._reset_caches(version)
-
-    def _reset_caches(self, version: int) -> None:
         self.llm.llm_engine.reset_encoder_cache()
         self.llm.reset_mm_cache()
         self.llm.reset_prefix_cache()
         self.version = version
-
-    def load_weights(self, blob, version: int, timeout_s: float | None = None) -> int:
-        """Replace every weight in place from a safetensors blob (rollout/safetensors_blob.py: bytes or a
-        buffer); then drop caches built by the old weights."""
-        from vllm import envs
-
-        if envs.VLLM_ENABLE_V1_MULTIPROCESSING and not isinstance(blob, bytes):
-            blob = bytes(blob)  # to the engine's own process: bytes cross, buffers do not
-        counts = self.llm.collective_rpc("qthink_reload_weights", args=(blob,), timeout=timeout_s)
-        self._reset_caches(version)
-        return counts[0]

@@ -1,11 +1,11 @@
-"""Code that runs inside vLLM's worker processes: the `gloo` weight-transfer engine, and the worker extension
-that re-packs a tied output layer after new weights arrive.
+"""Code that runs inside vLLM's worker processes: the `gloo` weight-transfer engine.
 
 vLLM 0.32 drives weight updates through four worker calls (`init_weight_transfer_engine`,
 `start_weight_update`, `update_weights`, `finish_weight_update`) and ships engines for CUDA only (`nccl`,
 `ipc`: CUDA streams). `GlooWeightTransferEngine` speaks the same four phases over a gloo group
-(rollout/weight_transfer.py), so CPU runs and CI exercise the protocol GPU clusters run. Importing this
-module registers it as backend "gloo"; vLLM imports it in every worker (it holds the worker extension).
+(rollout/weight_transfer.py), so CPU runs and CI exercise the protocol GPU clusters run; on GPUs the same
+engine runs its group with NCCL. `register` makes it backend "gloo" in every process vLLM starts (a vLLM
+plugin, see pyproject.toml).
 """
 
 from __future__ import annotations
@@ -93,20 +93,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
             self.group = None
 
 
-class WeightReloadExtension:
-    """Mixed into every vLLM worker (`worker_extension_cls`), called by name through collective_rpc: the
-    object-store path, one safetensors blob per sync (rollout/safetensors_blob.py). Across processes the blob
-    must travel as bytes (tensors cannot cross collective_rpc); `model.load_weights` alone fails on CPU
-    (weights are repacked), the runner's `reload_weights` handles that."""
-
-    def qthink_reload_weights(self, blob) -> int:
-        from rollout.safetensors_blob import tensor_views
-
-        weights = tensor_views(blob)
-        self.model_runner.reload_weights(weights_iterator=iter(weights.items()))
-        repack_tied_output_layer(self.model_runner.get_model())
-        return len(weights)
-
-
-if "gloo" not in WeightTransferEngineFactory._registry:
-    WeightTransferEngineFactory.register_engine("gloo", GlooWeightTransferEngine)
+def register() -> None:
+    """vLLM's plugin hook (pyproject's `vllm.general_plugins`): runs in every process vLLM starts."""
+    if "gloo" not in WeightTransferEngineFactory._registry:
+        WeightTransferEngineFactory.register_engine("gloo", GlooWeightTransferEngine)

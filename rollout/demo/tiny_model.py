@@ -167,8 +167,9 @@ def make_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> 
 
 
 def tiny_marker(shape: str, seed: int, **extra) -> dict:
-    """What a cached model dir was built from (`qthink_tiny.json`); `extra` names any training on top."""
-    return {"shape": shape, "seed": seed, "builder": BUILDER_VERSION, **extra}
+    """What a cached model dir was built from (`qthink_tiny.json`): the shape's dimensions too, so a dir built
+    under a name whose dimensions have changed since is rebuilt; `extra` names any training on top."""
+    return {"shape": shape, "dims": SHAPES[shape], "seed": seed, "builder": BUILDER_VERSION, **extra}
 
 
 def ensure_tiny_model(out_dir: str | Path, seed: int = 0, shape: str = "tiny") -> Path:

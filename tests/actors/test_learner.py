@@ -2,11 +2,12 @@
 
 import dataclasses
 import math
+import tempfile
 
 import pytest
 import ray
 import torch
-from safetensors.torch import load
+from safetensors.torch import load, load_file
 
 from actors.learner import LearnerGroup
 from learners.config import LearnerConfig
@@ -21,10 +22,17 @@ def _cfg(**kw):
     return LearnerConfig(**{**base, **kw})
 
 
+def _weights(group) -> dict:
+    """The learner's weights as `final/` holds them (the same gather the weight sync sends)."""
+    with tempfile.TemporaryDirectory() as out:
+        group.save_hf(out)
+        return load_file(f"{out}/model.safetensors")
+
+
 def _step_and_weights(model_dir, cfg, seqs, media):
     group = LearnerGroup(str(model_dir), cfg, max_tokens=8)
     metrics = group.train_step(seqs, media)
-    weights = load(bytes(ray.get(group.weights_ref())))  # the blob is a plain safetensors file
+    weights = _weights(group)
     for r in group.ranks:
         ray.kill(r)
     return metrics, weights
@@ -109,7 +117,7 @@ def test_a_rank_with_no_sequence_of_its_own_trains_a_stand_in_at_weight_zero_and
                              max_tokens=8)
         scores = group.score(batch, media)  # eval forwards are collectives under ZeRO-3 too
         metrics = group.train_step(batch, media)
-        weights = load(bytes(ray.get(group.weights_ref())))
+        weights = _weights(group)
         for r in group.ranks:
             ray.kill(r)
         return scores, metrics, weights

@@ -76,14 +76,26 @@ def test_a_worker_stuck_in_a_sync_fails_it_within_the_deadline_and_the_next_sync
     assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {3}
 
 
+def test_a_worker_killed_inside_a_sync_fails_it_naming_the_worker_and_the_next_sync_goes_through(learner):
+    pool = RolloutPool(lambda i: FaultyWorker.remote(dies_at_version=2) if i == 0 else
+                       SimulatedRolloutWorker.remote(1e-4, 8, 2), 2, sync_timeout_s=15)
+    pool.broadcast_weights(learner, version=1)
+    start = time.monotonic()
+    with pytest.raises(WeightSyncError, match=r"weight sync v2: .*rollout worker 0 died"):
+        pool.broadcast_weights(learner, version=2)
+    assert time.monotonic() - start < 15 + 4
+    pool.broadcast_weights(learner, version=3)  # the replacement (which dies only at v2) joins a new group
+    assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {3}
+
+
 @ray.remote(num_cpus=0)
 class FaultyWorker(ModelessReceiver):
     """Returns one sample per request at once, except: a chunk holding the prompt `poison` kills its worker
     (every time); the first call that finds no `marker` file hangs (once: a hung engine), as does the weight
-    sync to `stuck_at_version`."""
+    sync to `stuck_at_version`; it dies inside the sync to `dies_at_version`."""
 
-    def __init__(self, marker: str = "", stuck_at_version: int = -1):
-        self.marker, self.stuck_at_version = marker, stuck_at_version
+    def __init__(self, marker: str = "", stuck_at_version: int = -1, dies_at_version: int = -1):
+        self.marker, self.stuck_at_version, self.dies_at_version = marker, stuck_at_version, dies_at_version
 
     def generate(self, requests, n=None, **overrides):
         if any(r.prompt_id == "poison" for r in requests):
@@ -101,6 +113,8 @@ class FaultyWorker(ModelessReceiver):
     def receive_weights(self, update_info, version):
         if version == self.stuck_at_version:  # never joins the broadcast: a stuck engine
             time.sleep(3600)
+        if version == self.dies_at_version:  # in the group, inside the sync: killed
+            os._exit(1)
         return super().receive_weights(update_info, version)
 
 

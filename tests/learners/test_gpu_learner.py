@@ -8,7 +8,6 @@ the trained engine computes.
 """
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -111,8 +110,7 @@ def _step_and_export(model_dir, tmp_path, zero_stage: int) -> dict:
            "metrics": trainer.train_step(shard), "after": trainer.score(shard),
            "tokens": sum(len(s.token_ids) for s in seqs)}
     synced_dir = tmp_path / f"synced-zero{zero_stage}"
-    shutil.copytree(model_dir, synced_dir)
-    (synced_dir / "model.safetensors").write_bytes(trainer.weights_blob())
+    trainer.save_hf(str(synced_dir))  # the same gather the weight sync sends
     out["exported"] = load((synced_dir / "model.safetensors").read_bytes())
     synced = AutoModelForImageTextToText.from_pretrained(synced_dir, dtype=torch.bfloat16).cuda().eval()
     scored = _scored(proc, seqs, media, synced.config)
