@@ -129,7 +129,8 @@ class RolloutPool:
     def chunk_size(self, num_requests: int) -> int:
         return max(1, math.ceil(num_requests / (len(self.workers) * self.chunks_per_worker)))
 
-    def generate(self, requests: list[RolloutRequest], n: int | None = None, **overrides) -> list[list[RolloutSample]]:
+    def generate(self, requests: list[RolloutRequest | RequestRef], n: int | None = None,
+                 **overrides) -> list[list[RolloutSample]]:
         if not requests:
             return []
         size = self.chunk_size(len(requests))
