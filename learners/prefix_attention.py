@@ -15,6 +15,8 @@ prompt, k > 0 response k, -1 padding): transformers hands a 4-D mask to the atte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -30,30 +32,57 @@ def _is_layout(mask) -> bool:
     return isinstance(mask, torch.Tensor) and mask.dtype == torch.long and mask.dim() == 4 and mask.shape[2] == 1
 
 
-def _row(query, key, value, segments, scaling, gqa: bool) -> torch.Tensor:
-    """One row's output, [W, H, D]: the prompt causally, then each response over the prompt and itself."""
+@dataclass
+class _RowLayout:
+    prompt: int  # prompt tokens at the row's start
+    lengths: list[int]  # each response's length, in order
+    index: torch.Tensor | None  # [G, n]: the position of response g's token t (clamped past its end)
+    sees: torch.Tensor | None  # [G, 1, n, P + n]: what each response token attends to
+    pad: int
+
+
+def _row_layout(segments: torch.Tensor, device) -> _RowLayout:
+    """From one row's segment ids (on the host)."""
     prompt = int((segments == 0).sum())
-    outs = [F.scaled_dot_product_attention(query[:, :prompt], key[:, :prompt], value[:, :prompt], is_causal=True,
-                                           scale=scaling, enable_gqa=gqa).transpose(0, 1)]
     ids = segments[prompt:]
     lengths = torch.bincount(ids[ids > 0])[1:].tolist()
+    index = sees = None
     if lengths:
         longest, starts = max(lengths), torch.tensor(lengths).cumsum(0) - torch.tensor(lengths) + prompt
         offsets = torch.arange(longest)
-        index = (starts[:, None] + offsets).clamp(max=len(segments) - 1).to(query.device)  # [G, n]
-        valid = (offsets[None] < torch.tensor(lengths)[:, None]).to(query.device)  # [G, n]
+        index = (starts[:, None] + offsets).clamp(max=len(segments) - 1).to(device)
+        valid = (offsets[None] < torch.tensor(lengths)[:, None]).to(device)  # [G, n]
+        own = torch.ones(longest, longest, dtype=torch.bool, device=device).tril() & valid[:, None, :]
+        sees = torch.cat([torch.ones(len(lengths), longest, prompt, dtype=torch.bool, device=device), own],
+                         dim=2)[:, None]  # padded queries see the prompt (no empty row)
+    return _RowLayout(prompt, lengths, index, sees, len(segments) - prompt - sum(lengths))
+
+
+def _layouts(attention_mask: torch.Tensor) -> list[_RowLayout]:
+    """One layout per row, kept on the mask: every attention layer of a forward gets the same mask object, so
+    the segment ids are read to the host once per forward, not once per layer (a device sync each on a GPU)."""
+    layouts = getattr(attention_mask, "_qthink_layouts", None)
+    if layouts is None:
+        segments = attention_mask[:, 0, 0].cpu()
+        layouts = attention_mask._qthink_layouts = [_row_layout(row, attention_mask.device) for row in segments]
+    return layouts
+
+
+def _row(query, key, value, layout: _RowLayout, scaling, gqa: bool) -> torch.Tensor:
+    """One row's output, [W, H, D]: the prompt causally, then each response over the prompt and itself."""
+    prompt, lengths = layout.prompt, layout.lengths
+    outs = [F.scaled_dot_product_attention(query[:, :prompt], key[:, :prompt], value[:, :prompt], is_causal=True,
+                                           scale=scaling, enable_gqa=gqa).transpose(0, 1)]
+    if lengths:
+        index = layout.index
         q = query[:, index].transpose(0, 1)  # [G, H, n, D]
         k = torch.cat([key[:, :prompt].expand(len(lengths), -1, -1, -1), key[:, index].transpose(0, 1)], dim=2)
         v = torch.cat([value[:, :prompt].expand(len(lengths), -1, -1, -1), value[:, index].transpose(0, 1)], dim=2)
-        own = torch.ones(longest, longest, dtype=torch.bool, device=query.device).tril() & valid[:, None, :]
-        sees = torch.cat([torch.ones(len(lengths), longest, prompt, dtype=torch.bool, device=query.device), own],
-                         dim=2)[:, None]  # [G, 1, n, P + n]; padded queries see the prompt (no empty row)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=sees, scale=scaling, enable_gqa=gqa)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.sees, scale=scaling, enable_gqa=gqa)
         out = out.transpose(1, 2)  # [G, n, H, D]
         outs += [out[g, :n] for g, n in enumerate(lengths)]
-    pad = len(segments) - prompt - sum(lengths)
-    if pad:
-        outs.append(query.new_zeros(pad, query.shape[0], query.shape[-1]))
+    if layout.pad:
+        outs.append(query.new_zeros(layout.pad, query.shape[0], query.shape[-1]))
     return torch.cat(outs)
 
 
@@ -65,9 +94,8 @@ def prefix_attention(module, query, key, value, attention_mask, dropout: float =
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = query.shape[1] != key.shape[1]
-    segments = attention_mask[:, 0, 0]
-    out = torch.stack([_row(query[b], key[b], value[b], segments[b].cpu(), scaling, gqa)
-                       for b in range(query.shape[0])])
+    out = torch.stack([_row(query[b], key[b], value[b], layout, scaling, gqa)
+                       for b, layout in enumerate(_layouts(attention_mask))])
     return out, None
 
 

@@ -99,3 +99,18 @@ def test_a_group_split_across_micro_batches_and_a_lone_sequence_score_as_alone(t
         parts = [scored[:2], scored[2:4], scored[4:]]  # the first group split, the second group's head alone
         split = torch.cat([torch.cat(sequence_logprobs(model, p, pad, shared_prefix=True)) for p in parts])
     torch.testing.assert_close(split, whole, atol=2e-5, rtol=1e-5)
+
+
+def test_the_row_layout_is_read_once_per_forward_not_once_per_layer(tiny_model_dir, monkeypatch):
+    """Reading the segment ids to the host is a device sync on a GPU: once per forward (every layer gets the
+    same mask object), and gradient checkpointing's recompute reuses it."""
+    from learners import prefix_attention
+
+    _, seqs, media = grpo_batch(tiny_model_dir, groups=2, g=3, seed=3)
+    model, scored, pad = _model_and_scored(tiny_model_dir, seqs, media)
+    built = []
+    real = prefix_attention._row_layout
+    monkeypatch.setattr(prefix_attention, "_row_layout", lambda *a: built.append(1) or real(*a))
+    with torch.no_grad():
+        sequence_logprobs(model, scored, pad, shared_prefix=True)
+    assert model.config.text_config.num_hidden_layers > 1 and len(built) == 2  # two rows, one group each
