@@ -65,7 +65,6 @@ def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", m
         gpu_memory_utilization=config.gpu_memory_utilization,
         limit_mm_per_prompt={"image": max_media, "video": 1}, logprobs_mode="processed_logprobs",
         **cpu_only,
-        weight_transfer_config={"backend": "nccl" if torch.cuda.is_available() else "gloo"},
     )
 
 
@@ -87,7 +86,8 @@ def sampling_params(config: RolloutConfig, banned_ids: list[int], n: int, seed: 
 
 class RolloutEngine:
     def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4):
-        args = engine_args(model_dir, config, dtype, max_media)
+        # weights arrive through qthink's engine ("gloo": its group is NCCL on GPUs); a served model needs none
+        args = {**engine_args(model_dir, config, dtype, max_media), "weight_transfer_config": {"backend": "gloo"}}
         from transformers import AutoProcessor
         from vllm import LLM
 
