@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from cluster.config import ConfigError, check_inputs, config_to_yaml, load_config
+from cluster.config import ConfigError, PlacementError, check_inputs, config_to_yaml, load_config
 from cluster.ray_cluster import use_local_env
 from rewards import DEFAULT_PRESET, PRESETS
 
@@ -213,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(f"qthink: config error: {e}", file=sys.stderr)
+    except ConfigError as e:  # a placement error too: the fix is a smaller config or a bigger cluster
+        kind = "placement error" if isinstance(e, PlacementError) else "config error"
+        print(f"qthink: {kind}: {e}", file=sys.stderr)
         return 2
 
 

@@ -27,6 +27,11 @@ class ConfigError(ValueError):
     """A config key that does not exist or a value of the wrong type; the message names the dotted key."""
 
 
+class PlacementError(ConfigError):
+    """The cluster cannot hold, or has not given within the timeout, what a role asks for, or a lost node's
+    work has nowhere to go (cluster/placement.py): the fix is a smaller config or a bigger cluster."""
+
+
 # Enum-like keys are Literal types: a value outside them fails at load, naming the key and the choices.
 ENGINE_DTYPE = {"fp32": "float32", "bf16": "bfloat16"}  # vLLM's and torch's names for the dtypes
 

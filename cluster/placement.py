@@ -25,18 +25,13 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
 from actors.rollout_worker import RolloutPool, RolloutWorker
-from cluster.config import ENGINE_DTYPE, ConfigError, QThinkConfig
+from cluster.config import ENGINE_DTYPE, PlacementError, QThinkConfig
 from rewards import Preset
 
 
 def logical_cpus_needed(cfg: QThinkConfig) -> int:
     r, learner, w = cfg.rollout, cfg.learner, cfg.reward
     return r.num_workers * r.cpus_per_worker + learner.num_ranks * learner.cpus_per_rank + w.num_workers
-
-
-class PlacementError(ConfigError):
-    """The cluster cannot hold, or has not given within the timeout, what a role asks for (the CLI prints
-    it as a config error: the fix is a smaller config or a bigger cluster)."""
 
 
 def _resources(cpus: float, gpus: float, extra: dict | None = None) -> dict:

@@ -6,7 +6,8 @@ import pytest
 import ray
 
 from cluster.config import load_config
-from cluster.placement import PlacementError, check_cluster_holds, in_bundle, reserve
+from cluster.config import PlacementError
+from cluster.placement import check_cluster_holds, in_bundle, reserve
 
 
 def test_a_config_the_cluster_cannot_hold_fails_in_seconds_naming_both_sides(ray_local):
