@@ -5,8 +5,7 @@ import time
 import pytest
 import ray
 
-from cluster.config import load_config
-from cluster.config import PlacementError
+from cluster.config import PlacementError, load_config
 from cluster.placement import check_cluster_holds, in_bundle, reserve
 
 
