@@ -191,13 +191,15 @@ class RolloutPool:
             late = [name for ref, name in calls.items() if ref not in done]
             raise WeightSyncError(f"{what}: {', '.join(late)} did not finish within {self.sync_timeout_s:.0f}s") from e
         except (RayActorError, RayTaskError) as e:
-            done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
-            failed = []
+            # A member that dies mid-transfer resets its peers' sockets; their errors often reach us before Ray
+            # has noticed the death. Give the rest a few seconds to settle so the cause is named, dead first.
+            done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=min(5.0, self.sync_timeout_s))
+            died, failed = [], []
             for ref in done:
                 try:
                     ray.get(ref)
                 except RayActorError:
-                    failed.append(f"{calls[ref]} died")
+                    died.append(f"{calls[ref]} died")
                 except RayTaskError as err:
                     failed.append(f"{calls[ref]} failed: {err.cause!r}")
-            raise WeightSyncError(f"{what}: {'; '.join(failed) or e}") from e
+            raise WeightSyncError(f"{what}: {'; '.join(died + failed) or e}") from e
