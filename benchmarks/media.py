@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.machine import machine, median_seconds, write_result
-from rollout.demo.synthetic import load_picture, random_crop
+from rollout.demo.content import load_source
+from rollout.demo.synthetic import random_crop
 from rollout.demo.synthetic_video import render_pan
 from rollout.images import load_image
 from rollout.perturbations import TemporalPerturbation, perturb
@@ -33,7 +34,7 @@ def main(repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         video = folder / "pan.mp4"
-        picture = load_picture("astronaut")
+        picture = load_source("astronaut")
         frames = render_pan(picture, 360, np.linspace(0, 1, 300), np.random.default_rng(0))
         wide = np.concatenate([frames, frames[:, :, :280]], axis=2)  # 640 x 360
         encode_video(np.ascontiguousarray(wide), video, fps=30, crf=23)

@@ -45,8 +45,9 @@ def _data_synth(args) -> int:
 
     b = build_synthetic_benchmark(args.out, images=args.images, videos=args.videos, seed=args.seed,
                                   image_size=args.size, video_size=args.size)
-    print(f"synthetic benchmark in {b.out_dir}: {b.train_rows} train / {b.test_rows} test rows "
-          f"(held-out sources: {', '.join(b.test_sources)}) in {b.seconds:.1f}s")
+    print(f"synthetic benchmark in {b.out_dir}: {b.train_rows} train / {b.test_rows} test rows, "
+          f"{b.heldout_generator_rows} held-out-generator rows (held-out sources: {', '.join(b.test_sources)}) "
+          f"in {b.seconds:.1f}s")
     return 0
 
 

@@ -15,13 +15,14 @@ import numpy as np
 from cluster.batches import request_for
 from cluster.config import QThinkConfig
 from rewards import Preset
-from rewards.metrics import quality_metrics
+from rewards.metrics import pristine_above_worst, quality_metrics
 from rollout.manifest import ManifestReader, MediaOptions
 
 
 def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samples: int = 1, limit: int = 0,
              chunk: int = 64) -> dict:
-    """Per-dataset and overall SRCC/PLCC/KRCC/RMSE; greedy when samples == 1, else mean of N samples."""
+    """Per-dataset and overall SRCC/PLCC/KRCC/RMSE, and how often pristine items beat their sources' level-5
+    items where the manifests have both; greedy when samples == 1, else mean of N samples."""
     media = media_options(cfg)
     items = []
     skipped = {}
@@ -41,8 +42,10 @@ def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samp
     mos = np.array([i["mos"] for i in items], dtype=float)
     metrics = quality_metrics(pred, mos, [i["dataset"] for i in items]) if items else {"overall": {}, "groups": {}}
     failures = sum(i["failed"] for i in items) / max(1, sum(i["n"] for i in items))
-    return {"metrics": metrics, "parse_failure_rate": failures, "items": items, "skipped": skipped,
-            "samples_per_item": samples}
+    pristine = pristine_above_worst(pred, [-1 if i["severity"] is None else i["severity"] for i in items],
+                                    [i["source"] for i in items])
+    return {"metrics": metrics, "parse_failure_rate": failures, "pristine_above_worst": pristine, "items": items,
+            "skipped": skipped, "samples_per_item": samples}
 
 
 def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list[dict]:
@@ -54,8 +57,9 @@ def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list
     groups = pool.generate(requests, n=samples, **overrides)
     parsed = preset.parse([s.text for group in groups for s in group])
     scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
-    return [{"id": sample.row.id, "dataset": sample.row.dataset, "mos": sample.row.mos, "pred": float(score),
-             "failed": int(fails), "n": samples, "response": group[0].text}
+    return [{"id": sample.row.id, "dataset": sample.row.dataset, "source": sample.row.source,
+             "severity": sample.row.severity, "mos": sample.row.mos, "pred": float(score), "failed": int(fails),
+             "n": samples, "response": group[0].text}
             for sample, group, score, fails in zip(batch, groups, scores, failed)]
 
 
@@ -71,6 +75,9 @@ def format_table(report: dict) -> str:
     for name, r in rows:
         lines.append(f"{name:<16}{r.get('n', 0):>6}{r.get('srcc', 0):>8.3f}{r.get('plcc_logistic', 0):>8.3f}"
                      f"{r.get('krcc', 0):>8.3f}{r.get('rmse', 0):>8.3f}")
+    if report.get("pristine_above_worst"):
+        p = report["pristine_above_worst"]
+        lines.append(f"pristine above level 5 of the same source: {p['fraction']:.1%} of {p['pairs']} pairs")
     lines.append(f"parse failures: {report['parse_failure_rate']:.1%}")
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ from cluster.evaluation import evaluate, media_options, write_report
 from cluster.ray_cluster import init_ray
 from cluster.run_log import RunLog, plot_curves
 from rewards import get_preset
+from rewards.metrics import srcc_gain_ci
 from rollout.manifest import ManifestReader
 
 
@@ -33,7 +34,7 @@ def with_demo_inputs(cfg: QThinkConfig) -> QThinkConfig:
     built = prepare_demo(cfg.demo, cfg.train.seed, model=not cfg.model.path, data=not cfg.data.train,
                          progress=cfg.logging.progress_bar)
     data = cfg.data if cfg.data.train else dataclasses.replace(
-        cfg.data, train=built.train, sft=cfg.data.sft or built.sft, test=cfg.data.test or [built.test])
+        cfg.data, train=built.train, sft=cfg.data.sft or built.sft, test=cfg.data.test or list(built.test))
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=cfg.model.path or built.model),
                                data=data)
 
@@ -94,9 +95,21 @@ class Run:
         overall = report["metrics"]["overall"]
         summary = {k: float(overall.get(k, 0.0)) for k in ("srcc", "plcc_logistic", "krcc", "rmse")}
         summary["parse_failure_rate"] = report["parse_failure_rate"]
+        summary["datasets"] = {k: g["srcc"] for k, g in report["metrics"]["groups"].items()}
+        if report["pristine_above_worst"]:
+            summary["pristine_above_worst"] = report["pristine_above_worst"]["fraction"]
+        previous = self.out / "eval" / f"{self._previous_eval(name)}.json"
+        if name.startswith("after-") and previous.exists():
+            summary["gain"] = {"over": self._previous_eval(name),
+                               "srcc": srcc_gains(json.loads(previous.read_text())["items"], report["items"])}
         self.evals[name] = summary
         self.log.log("eval", self.global_step, summary)
         return report
+
+    def _previous_eval(self, name: str) -> str:
+        """The stage-end evaluation before `name` (after-grpo -> after-sft -> untrained)."""
+        ends = ["untrained"] + [f"after-{s}" for s in self.cfg.train.stages]
+        return ends[max(0, ends.index(name) - 1)] if name in ends else "untrained"
 
     def after_step(self, stage: str, next_cursor: dict | None = None) -> None:
         """Periodic evaluation and checkpoint; `next_cursor` is the reader position before a batch that
@@ -156,12 +169,40 @@ def train(cfg: QThinkConfig, resume: bool = False) -> dict:
     return run.evals
 
 
+def srcc_gains(before: list[dict], after: list[dict]) -> dict:
+    """Per dataset, SRCC after - before on the items both evaluations scored, with a 95% paired bootstrap CI."""
+    previous = {item["id"]: item["pred"] for item in before}
+    common = [item for item in after if item["id"] in previous]
+    gains = {}
+    for dataset in sorted({item["dataset"] for item in common}):
+        items = [item for item in common if item["dataset"] == dataset]
+        gains[dataset] = srcc_gain_ci([previous[i["id"]] for i in items], [i["pred"] for i in items],
+                                      [i["mos"] for i in items])
+    return gains
+
+
 def summary_table(evals: dict) -> str:
+    """SRCC per held-out dataset (one column when there is one), PLCC overall, the pristine ordering where
+    measured, then each stage's SRCC gain over the one before with its interval."""
     if not any(evals.values()):
         return "held-out: not evaluated (data.test is empty)"
-    lines = [f"{'held-out':<16}{'SRCC':>8}{'PLCC':>8}{'parse fail':>12}"]
-    for name in ["untrained"] + [k for k in evals if k.startswith("after-")]:
-        if evals.get(name):
-            e = evals[name]
-            lines.append(f"{name:<16}{e['srcc']:>8.3f}{e['plcc_logistic']:>8.3f}{e['parse_failure_rate']:>12.1%}")
+    names = [k for k in ["untrained"] + [k for k in evals if k.startswith("after-")] if evals.get(k)]
+    datasets = sorted({d for k in names for d in evals[k].get("datasets", {})})
+    columns = [f"SRCC {d}" for d in datasets] if len(datasets) > 1 else ["SRCC"]
+    pristine = any("pristine_above_worst" in evals[k] for k in names)
+    header = ["held-out", *columns, "PLCC", *(["pristine>lvl5"] if pristine else []), "parse fail"]
+    widths = [max(12, len(h) + 2) for h in header]
+    lines = ["".join(f"{h:<{widths[0]}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths)))]
+    for name in names:
+        e = evals[name]
+        cells = [e["datasets"][d] for d in datasets] if len(datasets) > 1 else [e["srcc"]]
+        row = [f"{c:.3f}" for c in cells] + [f"{e['plcc_logistic']:.3f}"]
+        row += [f"{e['pristine_above_worst']:.0%}" if "pristine_above_worst" in e else "-"] if pristine else []
+        row.append(f"{e['parse_failure_rate']:.1%}")
+        lines.append(f"{name:<{widths[0]}}" + "".join(f"{c:>{w}}" for c, w in zip(row, widths[1:])))
+    for name in names:
+        gain = evals[name].get("gain")
+        if gain:
+            parts = [f"{d} {g['gain']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]" for d, g in gain["srcc"].items()]
+            lines.append(f"{name} - {gain['over']} SRCC (95% paired bootstrap CI): " + "; ".join(parts))
     return "\n".join(lines)

@@ -100,3 +100,35 @@ def quality_metrics(pred, mos, groups=None) -> dict:
             members = groups == name
             result["groups"][str(name)] = _metrics_of(pred[members], mos[members])
     return result
+
+
+def pristine_above_worst(pred, severity, source, worst: int = 5) -> dict | None:
+    """How often a pristine item (severity 0) scores above a worst-severity item of the same source content:
+    {"fraction", "pairs"}, ties counted half; None when no such pair exists. SRCC pools every level and type;
+    this asks the one question a user checks first, whether a clean picture beats its ruined copies."""
+    pred, severity, source = np.asarray(pred, float), np.asarray(severity), np.asarray(source)
+    wins, pairs = 0.0, 0
+    for name in set(source[severity == 0].tolist()):
+        clean = pred[(source == name) & (severity == 0) & np.isfinite(pred)]
+        ruined = pred[(source == name) & (severity == worst) & np.isfinite(pred)]
+        diff = clean[:, None] - ruined[None, :]
+        wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+        pairs += diff.size
+    return {"fraction": wins / pairs, "pairs": pairs} if pairs else None
+
+
+def srcc_gain_ci(before, after, mos, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """SRCC(after) - SRCC(before) on the same items, with a paired bootstrap interval over items: the two
+    models see each resample together, so the interval is of the gain, not of two noisy numbers. Items
+    either model failed to score are left out."""
+    before, after, mos = (np.asarray(x, float) for x in (before, after, mos))
+    keep = np.isfinite(before) & np.isfinite(after)
+    before, after, mos = before[keep], after[keep], mos[keep]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(mos), len(mos))
+        draws.append(srcc(after[idx], mos[idx]) - srcc(before[idx], mos[idx]))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail]) if draws else (0.0, 0.0)
+    return {"gain": srcc(after, mos) - srcc(before, mos), "low": float(low), "high": float(high), "n": int(len(mos))}

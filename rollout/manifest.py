@@ -17,7 +17,7 @@ this one schema by the importers, so the rest of the system reads one thing. Col
 | reasoning    | string, nullable            | SFT target text (Q-Ponder's cold start)                   |
 | aspects      | map<string, float64>, nullable | aspect scores (SPAQ attributes, PreResQ-R1's five aspects) |
 | distortion   | string, nullable            | synthetic set: the distortion applied                     |
-| severity     | int32, nullable             | synthetic set: its level, 1-5                             |
+| severity     | int32, nullable             | synthetic set: its level, 1-5 (0: the pristine crop)      |
 | source       | string, nullable            | synthetic set: the source picture or scene                |
 
 The reader loads every column but `media_bytes` up front (a few hundred bytes per row) and fetches inline

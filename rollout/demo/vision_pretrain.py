@@ -72,12 +72,14 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     pictures of the synthetic benchmark of `data_seed`; built once, then reused from `out_dir`."""
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    from rollout.demo.synthetic import PICTURES, held_out_sources, load_picture, rank_pairs
+    from rollout.demo.content import SOURCES, load_source
+    from rollout.demo.synthetic import BENCHMARK_VERSION, held_out_sources, rank_pairs
     from rollout.demo.tiny_model import make_tiny_model, tiny_marker
 
     out = Path(out_dir).expanduser()
-    sources = [name for name in PICTURES if name not in held_out_sources(data_seed)]
-    marker = tiny_marker(shape, seed, vision_pretrain={"steps": steps, "sources": sources, "pairs": PAIRS_PER_STEP})
+    sources = [name for name in SOURCES if name not in held_out_sources(data_seed)]
+    marker = tiny_marker(shape, seed, vision_pretrain={"steps": steps, "sources": sources, "pairs": PAIRS_PER_STEP,
+                                                                "content": BENCHMARK_VERSION})
     marker_path = out / "qthink_tiny.json"
     if marker_path.exists() and json.loads(marker_path.read_text()) == marker:
         return out
@@ -85,7 +87,7 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(out)
-    pictures = [load_picture(name) for name in sources]
+    pictures = [load_source(name) for name in sources]
     rng = np.random.default_rng([seed, data_seed, 7])
     started = time.perf_counter()
     curve = pretrain_vision_tower(model, processor, lambda: rank_pairs(pictures, PAIRS_PER_STEP, 112, rng), steps,

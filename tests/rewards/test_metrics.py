@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from rewards.metrics import plcc_logistic, quality_metrics
+from rewards.metrics import plcc_logistic, pristine_above_worst, quality_metrics, srcc_gain_ci
 
 
 def test_metrics_equal_scipy_on_random_data():
@@ -54,3 +54,25 @@ def test_degenerate_inputs_stay_finite():
     assert empty["n"] == 0 and empty["rmse"] == 0.0
     with pytest.raises(ValueError):
         quality_metrics([1.0, 2.0], [1.0])
+
+
+def test_pristine_ordering_counts_pairs_of_one_source_only_with_ties_half():
+    pred = [4.0, 2.0, 4.5, 3.0, 3.0, 1.0]
+    severity = [0, 5, 5, 0, 5, 5]
+    source = ["a", "a", "a", "b", "b", "c"]  # c has no pristine item: no pairs
+    result = pristine_above_worst(pred, severity, source)
+    assert result == {"fraction": (1 + 0 + 0.5) / 3, "pairs": 3}
+    assert pristine_above_worst([1.0, 2.0], [1, 5], ["a", "a"]) is None
+
+
+def test_srcc_gain_interval_is_paired_and_brackets_the_gain():
+    rng = np.random.default_rng(0)
+    mos = rng.uniform(1, 5, 300)
+    before = mos + rng.normal(0, 2.0, 300)
+    after = mos + rng.normal(0, 0.5, 300)
+    gain = srcc_gain_ci(before, after, mos, resamples=500)
+    assert gain["low"] < gain["gain"] < gain["high"] and gain["low"] > 0 and gain["n"] == 300
+    same = srcc_gain_ci(before, before, mos, resamples=100)
+    assert same["gain"] == same["low"] == same["high"] == 0.0
+    with_failure = srcc_gain_ci(np.r_[before[:-1], np.nan], after, mos, resamples=50)
+    assert with_failure["n"] == 299

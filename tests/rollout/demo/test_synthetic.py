@@ -5,13 +5,15 @@ import hashlib
 import numpy as np
 import pytest
 
-from rollout.demo.distortions import IMAGE_DISTORTIONS, SEVERITIES, distort_image, synthetic_mos
+from rollout.demo.content import load_source
+from rollout.demo.distortions import IMAGE_DISTORTIONS, PRISTINE_MOS, SEVERITIES, distort_image, synthetic_mos
+from rollout.demo.heldout_distortions import HELDOUT_DISTORTIONS, heldout_mos
 from rollout.demo.synthetic import (
-    PICTURES,
+    HELDOUT_GENERATOR_CROPS,
+    HELDOUT_GENERATOR_DATASET,
     build_sft_images,
     build_synthetic_benchmark,
     held_out_sources,
-    load_picture,
     random_crop,
     rank_pairs,
 )
@@ -33,7 +35,8 @@ def small_benchmark(tmp_path_factory):
 
 
 def test_every_row_is_readable(small_benchmark):
-    for manifest in (small_benchmark.train_manifest, small_benchmark.test_manifest):
+    for manifest in (small_benchmark.train_manifest, small_benchmark.test_manifest,
+                     small_benchmark.heldout_generator_manifest):
         assert check_manifest(manifest).unreadable == []
 
 
@@ -50,6 +53,26 @@ def test_split_by_source_and_mos_from_calibration(small_benchmark):
     assert "How the MOS was made" in readme and ", ".join(small_benchmark.test_sources) in readme
 
 
+def test_the_held_out_generator_set_is_every_held_out_picture_under_every_type_and_severity(small_benchmark):
+    rows = ManifestFile(small_benchmark.heldout_generator_manifest).rows
+    image_sources = {s for s in small_benchmark.test_sources if not s.startswith("shapes-")}
+    assert {r.source for r in rows} == image_sources
+    assert len(rows) == len(image_sources) * len(HELDOUT_DISTORTIONS) * len(SEVERITIES) * HELDOUT_GENERATOR_CROPS
+    assert {r.dataset for r in rows} == {HELDOUT_GENERATOR_DATASET} and {r.split for r in rows} == {"test"}
+    assert all(r.mos == heldout_mos(r.distortion, r.severity) for r in rows)
+    train = ManifestFile(small_benchmark.train_manifest).rows
+    assert not {r.source for r in rows} & {r.source for r in train}
+
+
+def test_pristine_crops_are_in_both_splits_above_every_level(tmp_path):
+    bench = build_synthetic_benchmark(tmp_path, images=400, videos=0, seed=1)
+    rows = ManifestFile(bench.train_manifest).rows + ManifestFile(bench.test_manifest).rows
+    pristine = [r for r in rows if r.severity == 0]
+    assert {r.split for r in pristine} == {"train", "test"}
+    assert all(r.distortion == "pristine" and r.mos == PRISTINE_MOS for r in pristine)
+    assert PRISTINE_MOS > max(r.mos for r in rows if r.severity)
+
+
 def test_same_seed_same_manifests_images_and_video_frames(small_benchmark, tmp_path):
     again = build_synthetic_benchmark(tmp_path / "again", images=60, videos=9, seed=5)
     first, second = digest(small_benchmark.out_dir), digest(again.out_dir)
@@ -63,16 +86,9 @@ def test_same_seed_same_manifests_images_and_video_frames(small_benchmark, tmp_p
         assert np.abs(a - b).mean() < 2.0
 
 
-def test_at_least_ten_sources_load_as_rgb():
-    assert len(PICTURES) >= 10
-    for name in PICTURES:
-        picture = load_picture(name)
-        assert picture.ndim == 3 and picture.shape[2] == 3 and picture.dtype == np.uint8
-
-
 @pytest.mark.parametrize("distortion", IMAGE_DISTORTIONS)
 def test_severity_moves_the_image_further_from_the_original(distortion):
-    original = random_crop(load_picture("chelsea"), 112, np.random.default_rng(0))
+    original = random_crop(load_source("chelsea"), 112, np.random.default_rng(0))
     errors = [np.abs(distort_image(original, distortion, s, np.random.default_rng(0)).astype(float) - original).mean()
               for s in SEVERITIES]
     assert errors == sorted(errors) and errors[0] > 0
@@ -91,10 +107,10 @@ def test_temporal_defects_freeze_or_skip_scene_time():
 
 
 def test_rank_pairs_share_one_crop_and_one_distortion_at_two_severities():
-    pictures = [load_picture(name) for name in ("camera", "coffee", "astronaut")]
+    pictures = [load_source(name) for name in ("camera", "coffee", "astronaut")]
     images, mos = rank_pairs(pictures, 12, 56, np.random.default_rng(0))
     assert len(images) == 24 and mos.shape == (24,) and images[0].shape == (56, 56, 3)
-    levels = {d: {synthetic_mos(d, s) for s in SEVERITIES} for d in IMAGE_DISTORTIONS}
+    levels = {d: {synthetic_mos(d, s) for s in SEVERITIES} | {PRISTINE_MOS} for d in IMAGE_DISTORTIONS}
     for a, b in zip(mos[0::2], mos[1::2]):
         assert a != b
         assert any({round(float(a), 4), round(float(b), 4)} <= v for v in levels.values())

@@ -5,7 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rollout.demo.synthetic import load_picture, rank_pairs
+from rollout.demo.content import load_source
+from rollout.demo.synthetic import rank_pairs
 from rollout.demo.vision_pretrain import ensure_pretrained_tiny, pair_loss, pretrain_vision_tower
 
 
@@ -25,7 +26,7 @@ def test_pretraining_fits_a_fixed_batch_through_the_vision_tower_only(tiny_model
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     text_before = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
     vision_before = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
-    batch = rank_pairs([load_picture("camera"), load_picture("coffee")], 8, 56, np.random.default_rng(0))
+    batch = rank_pairs([load_source("camera"), load_source("coffee")], 8, 56, np.random.default_rng(0))
     torch.manual_seed(0)
     curve = pretrain_vision_tower(model, processor, lambda: batch, steps=200)
     assert curve[-1]["loss"] < 0.5 * curve[0]["loss"]  # the first entry averages steps 1-100
