@@ -38,22 +38,38 @@ def pair_loss(pred: torch.Tensor, mos: torch.Tensor) -> tuple[torch.Tensor, torc
     return loss, (sign * gap > 0).float().mean()
 
 
+class PairBatches(torch.utils.data.IterableDataset):
+    """Pairs cut, distorted and turned into patches, endlessly. In a DataLoader worker this runs beside the
+    tower's step: on 2 cores the two take about as long as each other (~0.1 s per 16 pairs)."""
+
+    def __init__(self, sample_pairs, image_processor):
+        self.sample_pairs, self.image_processor = sample_pairs, image_processor
+
+    def __iter__(self):
+        while True:
+            images, mos = self.sample_pairs()
+            inputs = self.image_processor(images=images, return_tensors="pt")
+            yield inputs["pixel_values"], inputs["image_grid_thw"], torch.from_numpy(mos)
+
+
 def pretrain_vision_tower(model, processor, sample_pairs, steps: int, lr: float = 1e-3,
-                          progress: bool = True) -> list[dict]:
-    """Train `model.model.visual` for `steps` steps on `sample_pairs()` -> (images, mos); returns the curve."""
+                          progress: bool = True, workers: int = 1) -> list[dict]:
+    """Train `model.model.visual` for `steps` steps on `sample_pairs()` -> (images, mos); returns the curve.
+    `workers` > 0 prepares batches in that many processes (one keeps batches in `sample_pairs`' order)."""
     from tqdm import tqdm
 
     visual = model.model.visual
     head = torch.nn.Linear(model.config.text_config.hidden_size, 1)
     optimizer = torch.optim.AdamW([*visual.parameters(), *head.parameters()], lr=lr)
     curve, window = [], []
+    batches = iter(torch.utils.data.DataLoader(PairBatches(sample_pairs, processor.image_processor), batch_size=None,
+                                               num_workers=workers, prefetch_factor=4 if workers else None))
     bar = tqdm(range(1, steps + 1), desc="vision pre-training", dynamic_ncols=True, disable=not progress)
     for step in bar:
-        images, mos = sample_pairs()
-        inputs = processor.image_processor(images=images, return_tensors="pt")
-        tokens = visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"]).pooler_output
-        pred = head(tokens.view(len(images), -1, tokens.shape[-1]).mean(1)).squeeze(-1)
-        loss, accuracy = pair_loss(pred, torch.from_numpy(mos))
+        pixel_values, grid_thw, mos = next(batches)
+        tokens = visual(pixel_values, grid_thw=grid_thw).pooler_output
+        pred = head(tokens.view(len(mos), -1, tokens.shape[-1]).mean(1)).squeeze(-1)
+        loss, accuracy = pair_loss(pred, mos)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
