@@ -41,6 +41,10 @@ def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samp
     pred = np.array([i["pred"] for i in items], dtype=float)
     mos = np.array([i["mos"] for i in items], dtype=float)
     metrics = quality_metrics(pred, mos, [i["dataset"] for i in items]) if items else {"overall": {}, "groups": {}}
+    typed = [k for k, i in enumerate(items) if i["distortion"]]
+    if typed:  # what a model learned, type by type (a pooled SRCC hides a type it cannot see)
+        metrics["distortions"] = quality_metrics(pred[typed], mos[typed], [
+            f"{items[k]['dataset']}/{items[k]['distortion']}" for k in typed])["groups"]
     failures = sum(i["failed"] for i in items) / max(1, sum(i["n"] for i in items))
     pristine = pristine_above_worst(pred, [-1 if i["severity"] is None else i["severity"] for i in items],
                                     [i["source"] for i in items])
@@ -58,7 +62,7 @@ def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list
     parsed = preset.parse([s.text for group in groups for s in group])
     scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
     return [{"id": sample.row.id, "dataset": sample.row.dataset, "source": sample.row.source,
-             "severity": sample.row.severity, "mos": sample.row.mos, "pred": float(score), "failed": int(fails),
+             "distortion": sample.row.distortion, "severity": sample.row.severity, "mos": sample.row.mos, "pred": float(score), "failed": int(fails),
              "n": samples, "response": group[0].text}
             for sample, group, score, fails in zip(batch, groups, scores, failed)]
 
@@ -70,10 +74,11 @@ def media_options(cfg: QThinkConfig) -> MediaOptions:
 
 def format_table(report: dict) -> str:
     m = report["metrics"]
-    rows = [("overall", m["overall"])] + sorted(m["groups"].items())
-    lines = [f"{'dataset':<16}{'n':>6}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}{'RMSE':>8}"]
+    rows = [("overall", m["overall"])] + sorted(m["groups"].items()) + sorted(m.get("distortions", {}).items())
+    width = max(16, *(len(name) + 2 for name, _ in rows))
+    lines = [f"{'dataset':<{width}}{'n':>6}{'SRCC':>8}{'PLCC':>8}{'KRCC':>8}{'RMSE':>8}"]
     for name, r in rows:
-        lines.append(f"{name:<16}{r.get('n', 0):>6}{r.get('srcc', 0):>8.3f}{r.get('plcc_logistic', 0):>8.3f}"
+        lines.append(f"{name:<{width}}{r.get('n', 0):>6}{r.get('srcc', 0):>8.3f}{r.get('plcc_logistic', 0):>8.3f}"
                      f"{r.get('krcc', 0):>8.3f}{r.get('rmse', 0):>8.3f}")
     if report.get("pristine_above_worst"):
         p = report["pristine_above_worst"]

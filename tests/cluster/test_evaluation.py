@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from cluster.config import load_config
-from cluster.evaluation import evaluate
+from cluster.evaluation import evaluate, format_table
 from rewards import PRESETS
 from rollout.manifest import ManifestRow, write_manifest
 from rollout.records import RolloutSample
@@ -52,3 +52,34 @@ def test_scores_are_clipped_to_the_scale_before_the_mean_and_a_failure_counts(tm
     assert report["parse_failure_rate"] == 2 / 6
     greedy = evaluate(AnsweringPool(), [_manifest(tmp_path)], PRESETS["qthink"], load_config(None, []), samples=1)
     assert [i["pred"] for i in greedy["items"]] == [4.0, 4.0]
+
+
+class ScoringPool:
+    """Answers each request with the score `scores` gives its item id."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def generate(self, requests, n=None, **overrides):
+        return [[RolloutSample(r.prompt_id, [0], [1], [-1.0],
+                               f"<think>ok</think><answer>{self.scores[r.prompt_id]:.2f}</answer>", index=j)
+                 for j in range(n)] for r in requests]
+
+
+def test_the_report_breaks_srcc_down_by_distortion_and_counts_pristine_above_level_5(tmp_path):
+    rows, scores = [], {}
+    for k, (distortion, severity, mos, score) in enumerate([
+            ("pristine", 0, 4.8, 3.0), ("blur", 1, 4.4, 4.0), ("blur", 5, 1.3, 2.0), ("blur", 3, 2.8, 3.5),
+            ("noise", 1, 4.2, 2.5), ("noise", 5, 1.2, 4.5), ("noise", 3, 2.7, 3.2)]):
+        Image.fromarray(np.full((32, 32, 3), 30 * k, np.uint8)).save(tmp_path / f"im{k}.png")
+        rows.append(ManifestRow(f"im{k}", "image", mos, (1, 5), "toy", "test", uri=f"im{k}.png",
+                                distortion=distortion, severity=severity, source="a"))
+        scores[f"im{k}"] = score
+    write_manifest(rows, tmp_path / "typed.parquet")
+    report = evaluate(ScoringPool(scores), [str(tmp_path / "typed.parquet")], PRESETS["qthink"],
+                      load_config(None, []), samples=1)
+    by_type = report["metrics"]["distortions"]
+    assert by_type["toy/blur"]["srcc"] == 1.0 and by_type["toy/noise"]["srcc"] == -1.0  # noise read as detail
+    # pristine 3.0 beats blur level 5 (2.0), loses to noise level 5 (4.5)
+    assert report["pristine_above_worst"] == {"fraction": 0.5, "pairs": 2}
+    assert "toy/noise" in format_table(report) and "pristine above level 5" in format_table(report)
