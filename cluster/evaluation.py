@@ -62,8 +62,8 @@ def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list
     parsed = preset.parse([s.text for group in groups for s in group])
     scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
     return [{"id": sample.row.id, "dataset": sample.row.dataset, "source": sample.row.source,
-             "distortion": sample.row.distortion, "severity": sample.row.severity, "mos": sample.row.mos, "pred": float(score), "failed": int(fails),
-             "n": samples, "response": group[0].text}
+             "distortion": sample.row.distortion, "severity": sample.row.severity, "mos": sample.row.mos,
+             "pred": float(score), "failed": int(fails), "n": samples, "response": group[0].text}
             for sample, group, score, fails in zip(batch, groups, scores, failed)]
 
 
