@@ -53,7 +53,11 @@ def synthetic_mos(distortion: str, severity: int) -> float:
     """The MOS given to `severity` (1..5) of `distortion`; see the module docstring."""
     if distortion == PRISTINE:
         return PRISTINE_MOS
-    top, bottom = MOS_ANCHORS[distortion]
+    return linear_mos(*MOS_ANCHORS[distortion], severity)
+
+
+def linear_mos(top: float, bottom: float, severity: int) -> float:
+    """Severity 1 at `top`, 5 at `bottom`, evenly between (both generators' calibration)."""
     return round(top - (severity - 1) * (top - bottom) / 4, 4)
 
 

@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageEnhance
 from scipy import fft, ndimage
 
+from rollout.demo.distortions import linear_mos
+
 HELDOUT_DISTORTIONS = ("blur", "noise", "jpeg", "contrast")
 BLUR_SIGMA = (0.6, 1.1, 1.7, 2.5, 3.6)  # px at 112 px
 LUMA_NOISE_STD = (5.0, 10.0, 18.0, 30.0, 48.0)
@@ -36,8 +38,7 @@ _TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, 
 
 
 def heldout_mos(distortion: str, severity: int) -> float:
-    top, bottom = MOS_ANCHORS[distortion]
-    return round(top - (severity - 1) * (top - bottom) / 4, 4)
+    return linear_mos(*MOS_ANCHORS[distortion], severity)
 
 
 def distort_heldout(image: np.ndarray, distortion: str, severity: int, rng: np.random.Generator) -> np.ndarray:
