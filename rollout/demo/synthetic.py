@@ -84,8 +84,8 @@ def random_crop(picture: np.ndarray, size: int, rng: np.random.Generator) -> np.
     return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
 
 
-def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int,
-               rng: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int, rng: np.random.Generator,
+               distortions: tuple[str, ...] = IMAGE_DISTORTIONS) -> tuple[list[np.ndarray], np.ndarray]:
     """`pairs` RankIQA-style pairs (Liu et al., 2017): ONE random crop under one distortion type at two
     different severities, severity 0 being the pristine crop. Returns 2 * pairs images (pair k at 2k, 2k + 1)
     and their MOS.
@@ -96,7 +96,7 @@ def rank_pairs(pictures: list[np.ndarray], pairs: int, size: int,
     images, mos = [], []
     for _ in range(pairs):
         crop = random_crop(pictures[rng.integers(len(pictures))], size, rng)
-        distortion = IMAGE_DISTORTIONS[rng.integers(len(IMAGE_DISTORTIONS))]
+        distortion = distortions[rng.integers(len(distortions))]
         for severity in rng.choice((0, *SEVERITIES), size=2, replace=False):
             kind = distortion if severity else PRISTINE
             images.append(distort_image(crop, kind, int(severity), rng))

@@ -20,6 +20,7 @@ touched, so the model still writes noise before SFT. Only pictures of the traini
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -28,6 +29,10 @@ import numpy as np
 import torch
 
 PAIRS_PER_STEP = 16
+# The first steps see noise pairs only. Mixed from the start, the tower learns "more fine detail = better"
+# from blur, pixelation and contrast, and noise, which adds fine detail, then reads as quality; learned
+# first, noise stays learned (session-12 probes, docs/results.md).
+NOISE_FIRST_STEPS = 600
 RANK_MARGIN = 0.5  # in MOS units: a 1-level severity gap is ~0.8 MOS
 
 
@@ -95,13 +100,15 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     from rollout.demo.content import SOURCES, load_source
+    from rollout.demo.distortions import IMAGE_DISTORTIONS
     from rollout.demo.synthetic import BENCHMARK_VERSION, held_out_sources, rank_pairs
     from rollout.demo.tiny_model import make_tiny_model, tiny_marker
 
     out = Path(out_dir).expanduser()
     sources = [name for name in SOURCES if name not in held_out_sources(data_seed)]
     marker = tiny_marker(shape, seed, vision_pretrain={"steps": steps, "sources": sources, "pairs": PAIRS_PER_STEP,
-                                                                "content": BENCHMARK_VERSION})
+                                                                "content": BENCHMARK_VERSION,
+                                                                "noise_first": NOISE_FIRST_STEPS})
     marker_path = out / "qthink_tiny.json"
     if marker_path.exists() and json.loads(marker_path.read_text()) == marker:
         return out
@@ -111,9 +118,14 @@ def ensure_pretrained_tiny(out_dir: str | Path, seed: int, shape: str, steps: in
     processor = AutoProcessor.from_pretrained(out)
     pictures = [load_source(name) for name in sources]
     rng = np.random.default_rng([seed, data_seed, 7])
+    drawn = itertools.count()  # counts in whichever process draws the pairs (the DataLoader worker)
+
+    def sample_pairs():
+        types = ("noise",) if next(drawn) < NOISE_FIRST_STEPS else IMAGE_DISTORTIONS
+        return rank_pairs(pictures, PAIRS_PER_STEP, 112, rng, types)
+
     started = time.perf_counter()
-    curve = pretrain_vision_tower(model, processor, lambda: rank_pairs(pictures, PAIRS_PER_STEP, 112, rng), steps,
-                                  progress=progress)
+    curve = pretrain_vision_tower(model, processor, sample_pairs, steps, progress=progress)
     model.save_pretrained(out)
     (out / "vision_pretrain.json").write_text(json.dumps(
         {"sources": sources, "steps": steps, "seconds": round(time.perf_counter() - started, 1), "curve": curve},
