@@ -132,9 +132,10 @@ def test_a_chunk_that_kills_every_worker_fails_the_call_after_the_restart_cap(ra
 
 def test_a_hung_worker_is_replaced_after_the_deadline_and_its_chunk_rerun(ray_local, tmp_path):
     marker = str(tmp_path / "hung")
-    pool = RolloutPool(lambda i: FaultyWorker.remote(marker), 2, call_timeout_s=5)
+    pool = RolloutPool(lambda i: FaultyWorker.remote(marker), 2, call_timeout_s=10)
+    ray.get([w.pid.remote() for w in pool.workers])  # both up: a slow start on a loaded machine is not a hang
     start = time.monotonic()
     groups = pool.generate(_requests(8))
     assert [g[0].prompt_id for g in groups] == [f"p{i}" for i in range(8)]
     assert pool.restarts == 1 and os.path.exists(marker)
-    assert 5 <= time.monotonic() - start < 60
+    assert 10 <= time.monotonic() - start < 90
