@@ -28,7 +28,8 @@ tiny-model: setup
 	$(VENV)/bin/qthink make-tiny-model --out runs/tiny-model
 
 # The embedded demo: tiny Qwen2.5-VL + synthetic benchmark, SFT then GRPO on local Ray (vLLM-CPU rollout,
-# reward workers, 2 DeepSpeed ranks); prints held-out SRCC/PLCC untrained / after SFT / after GRPO.
+# reward workers, 2 DeepSpeed ranks); prints, untrained / after SFT / after GRPO, SRCC on held-out pictures and
+# under a held-out distortion generator, and how often pristine pictures beat their level-5 copies.
 demo: setup
 	$(VENV)/bin/qthink train --config configs/demo-cpu.yaml $(ARGS)
 
