@@ -38,8 +38,12 @@ def test_template_teacher_writes_every_row_with_media_readable_from_the_output_f
     assert [x.id for x in rows] == [x.id for x in source] and all(x.reasoning for x in rows)
     answers = _answers(rows)
     assert not answers.failed.any()
+    assert any(row.severity == 0 for row in rows)  # pristine crops: "no clear distortion", their own MOS
     for row, answer in zip(rows, answers.pred):
         level = row.severity
+        if level == 0:
+            assert row.reasoning.startswith("<think>no clear distortion") and answer == pytest.approx(row.mos)
+            continue
         if teacher == "misreading" and row.distortion in MISREAD_LEVELS:
             level = min(5, max(1, level + MISREAD_LEVELS[row.distortion]))
         assert row.reasoning.startswith(f"<think>{STRENGTH[level]} "), row.reasoning
