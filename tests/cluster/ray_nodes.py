@@ -65,10 +65,15 @@ class RayNodes:
             assert time.time() < deadline, "the head's job server did not come up"
             time.sleep(2)
 
-    def add_node(self, name: str, num_cpus: int, resources: dict) -> None:
+    def add_node(self, name: str, num_cpus: int, resources: dict, num_gpus: int = 0) -> None:
+        """`num_gpus`: GPUs the node declares (Ray counts them; none need exist)."""
+        # A folder of its own, as on a machine of its own: nodes sharing one would share the unpacked working
+        # dir of a job, and a node that unpacks it for a new worker first deletes it, under the running driver
+        # (whose next getcwd fails: "oneMKL FATAL ERROR: Cannot load libtorch_cpu.so" at `import torch`).
+        temp_dir = tempfile.mkdtemp(prefix="n", dir=self.tmp)
         self._start(name, [f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
                            f"--resources={json.dumps(resources)}", f"--node-manager-port={free_port()}",
-                           f"--object-manager-port={free_port()}"])
+                           f"--object-manager-port={free_port()}", f"--temp-dir={temp_dir}", f"--num-gpus={num_gpus}"])
         deadline = time.time() + 120
         while name not in self.node_ids():
             assert time.time() < deadline, f"node {name} did not join"
