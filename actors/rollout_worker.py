@@ -8,9 +8,10 @@ call.
 Weight sync goes through vLLM's weight-transfer protocol: learner rank 0 and every engine's ranks form one
 group (engine i's first rank is 1 + i x TP), and learner rank 0 broadcasts the weights over it while each
 engine runs start/update/finish. Only the bucket plan (names, dtypes, shapes) passes through the driver.
-A sync that does not finish within `sync_timeout_s` (a dead or stuck peer) raises `WeightSyncError`; the
-group's own timeout is the same, so no member stays blocked past it. A replaced worker cannot join the old
-group: the pool builds a new one for everyone and sends the current weights again.
+A sync (building the group included) that does not finish within `sync_timeout_s` (a dead or stuck peer)
+raises `WeightSyncError`; the group's own timeout is the same, so no member stays blocked past it. A worker
+replaced during a rollout cannot join the old group, and the others may be mid-chunk: the current weights go
+to it alone, through a group of its own, and the next sync builds one for everyone.
 
 Ray ends a dead worker's child processes, but only while its raylet lives: when both die at once (the
 driver killed with the Ray head it started), vLLM's engine processes (~2.7 GB for the tiny model) would
@@ -59,6 +60,10 @@ class RolloutWorker:
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
             # The engine runs inside this actor: one process instead of three (frontend, EngineCore, Worker)
             # that kept 1.8 cores busy per engine; 2 workers on 2 cores scale 0.81 instead of 0.47 (README).
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        elif config.tensor_parallel_size > 1:
+            # vLLM's Ray executor must start in this actor's process: there the current placement group is this
+            # engine's, and its ranks go into its bundles (an engine-core subprocess would make a group of its own).
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         torch.set_num_threads(max(1, config.cpus_per_worker))
         self.orphan_watch = subprocess.Popen([sys.executable, "-c", ORPHAN_WATCH])
@@ -110,21 +115,31 @@ class RolloutPool:
         self.sync_timeout_s, self.call_timeout_s, self.max_restarts = sync_timeout_s, call_timeout_s, max_restarts
         self.sync_bucket_bytes = sync_bucket_mb << 20
         self.learner, self.version = None, None  # where weights come from, and the version the workers hold
-        self.update_info: dict | None = None  # the bucket plan of the live transfer group (None: no group)
+        self.members: list[int] | None = None  # the workers in the live transfer group (None: no group)
+        self.update_info: dict | None = None  # its bucket plan
         self.restarts = 0
 
+    def _replace(self, i: int) -> None:
+        try:
+            ray.kill(self.workers[i])
+        except RayError:  # already gone
+            pass
+        self.workers[i] = self.make_worker(i)
+        self.restarts += 1
+
     def _restart(self, i: int) -> None:
+        """Worker i died or hung during a rollout: a new one, up first (an engine starts in a minute or so, which
+        must not eat a sync's deadline), then the current weights, sent to it alone. The other workers may be
+        in the middle of their chunks; a group with them would wait for those to end."""
         for _ in range(self.max_restarts + 1):
-            self.workers[i] = self.make_worker(i)
-            self.restarts += 1
-            try:  # up first (an engine starts in a minute or so), so its start does not eat a sync's deadline
+            self._replace(i)
+            try:
                 ray.get(self.workers[i].pid.remote(), timeout=self.call_timeout_s)
                 break
             except RayActorError:  # died while starting (its node is going away too): place another
                 continue
         if self.learner is not None:
-            self.update_info = None  # the old group cannot take a new member
-            self.broadcast_weights(self.learner, self.version)
+            self._sync(self.learner, self.version, [i])
 
     def chunk_size(self, num_requests: int) -> int:
         return max(1, math.ceil(num_requests / (len(self.workers) * self.chunks_per_worker)))
@@ -142,50 +157,55 @@ class RolloutPool:
     def broadcast_weights(self, learner, version: int) -> float:
         """Every worker receives the learner's current weights, tagged `version`; returns seconds. Raises
         WeightSyncError on a timeout, a dead worker or learner rank, or a failed transfer."""
+        return self._sync(learner, version, list(range(len(self.workers))))
+
+    def _sync(self, learner, version: int, members: list[int]) -> float:
+        """The weights to workers `members`, through a group of exactly them (built anew when the live group
+        has other members), all within one `sync_timeout_s`."""
         start = time.perf_counter()
-        if self.update_info is None:
-            self._connect(learner)
-        receiving = {w.receive_weights.remote(self.update_info, version): i for i, w in enumerate(self.workers)}
-        calls = {ref: f"rollout worker {i}" for ref, i in receiving.items()}
-        calls.update({r.send_weights.remote(): f"learner rank {k}" for k, r in enumerate(learner.ranks)})
+        deadline = time.monotonic() + self.sync_timeout_s
+        receiving: dict = {}
         try:
-            self._wait(calls, f"weight sync v{version}")
+            if self.members != members:
+                self._connect(learner, members, deadline)
+            receiving = {self.workers[i].receive_weights.remote(self.update_info, version): i for i in members}
+            calls = {ref: f"rollout worker {i}" for ref, i in receiving.items()}
+            calls.update({r.send_weights.remote(): f"learner rank {k}" for k, r in enumerate(learner.ranks)})
+            self._wait(calls, f"weight sync v{version}", deadline)
         except WeightSyncError:
             # The group is unusable, and so is an engine left in a half-finished update (or stuck, or dead):
             # those are replaced now, and the next sync builds a new group.
-            self.update_info = None
+            self.members = None
             done, _ = ray.wait(list(receiving), num_returns=len(receiving), timeout=0)
             for ref, i in receiving.items():
                 if ref not in done or not _succeeded(ref):
-                    ray.kill(self.workers[i])
-                    self.workers[i] = self.make_worker(i)
-                    self.restarts += 1
+                    self._replace(i)
             raise
         self.learner, self.version = learner, version
         return time.perf_counter() - start
 
-    def _connect(self, learner) -> None:
-        """One group: learner rank 0 at rank 0, worker i's engine ranks from 1 + i x TP (vLLM's own trainer
-        side gives every engine offset 1, which only works for a single engine)."""
-        if self.learner is not None:  # members of an old group leave it first (a replaced worker has none)
-            ray.wait([w.close_weight_transfer.remote() for w in self.workers], num_returns=len(self.workers),
-                     timeout=self.sync_timeout_s)
-        info = ray.get(learner.ranks[0].weight_update_info.remote(self.sync_bucket_bytes), timeout=self.sync_timeout_s)
-        if len(learner.ranks) > 1:  # every rank plans the same buckets (ZeRO-3 gathers follow them)
-            ray.get([r.weight_update_info.remote(self.sync_bucket_bytes) for r in learner.ranks[1:]])
-        address, port = ray.get(learner.ranks[0].master_address.remote(), timeout=self.sync_timeout_s)
-        tp, timeout = self.tensor_parallel_size, self.sync_timeout_s
-        world = 1 + len(self.workers) * tp
-        calls = {learner.ranks[0].connect_weight_sender.remote(address, port, world, timeout): "learner rank 0"}
-        calls.update({w.init_weight_transfer.remote(dict(master_address=address, master_port=port,
-                                                         rank_offset=1 + i * tp, world_size=world, timeout_s=timeout)):
-                      f"rollout worker {i}" for i, w in enumerate(self.workers)})
-        self._wait(calls, "weight-transfer group")
-        self.learner, self.update_info = learner, info
+    def _connect(self, learner, members: list[int], deadline: float) -> None:
+        """One group: learner rank 0 at rank 0, the k-th member's engine ranks from 1 + k x TP (vLLM's own
+        trainer side gives every engine offset 1, which only works for a single engine)."""
+        ranks, tp = learner.ranks, self.tensor_parallel_size
+        if self.learner is not None:  # members of an old group leave it first (a fresh worker has none)
+            self._wait({self.workers[i].close_weight_transfer.remote(): f"rollout worker {i}" for i in members},
+                       "leaving the old weight-transfer group", deadline)
+        # every rank plans the same buckets (ZeRO-3 gathers follow them)
+        plans = {r.weight_update_info.remote(self.sync_bucket_bytes): f"learner rank {k}" for k, r in enumerate(ranks)}
+        where = ranks[0].master_address.remote()
+        self._wait({**plans, where: "learner rank 0"}, "weight-transfer plan", deadline)
+        (address, port), world, timeout = ray.get(where), 1 + len(members) * tp, self.sync_timeout_s
+        calls = {ranks[0].connect_weight_sender.remote(address, port, world, timeout): "learner rank 0"}
+        calls.update({self.workers[i].init_weight_transfer.remote(dict(
+            master_address=address, master_port=port, rank_offset=1 + k * tp, world_size=world, timeout_s=timeout)):
+            f"rollout worker {i}" for k, i in enumerate(members)})
+        self._wait(calls, "weight-transfer group", deadline)
+        self.learner, self.members, self.update_info = learner, members, ray.get(next(iter(plans)))
 
-    def _wait(self, calls: dict, what: str) -> None:
+    def _wait(self, calls: dict, what: str, deadline: float) -> None:
         try:
-            ray.get(list(calls), timeout=self.sync_timeout_s)
+            ray.get(list(calls), timeout=max(0.0, deadline - time.monotonic()))
         except GetTimeoutError as e:
             done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
             late = [name for ref, name in calls.items() if ref not in done]

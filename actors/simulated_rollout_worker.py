@@ -23,6 +23,7 @@ class ModelessReceiver:
     def init_weight_transfer(self, init_info: dict) -> None:
         self.group = open_group(init_info["master_address"], init_info["master_port"], init_info["rank_offset"],
                                 init_info["world_size"], init_info["timeout_s"])
+        self.timeout_s = init_info["timeout_s"]
 
     def close_weight_transfer(self) -> None:
         if getattr(self, "group", None) is not None:
@@ -31,7 +32,8 @@ class ModelessReceiver:
 
     def receive_weights(self, update_info: dict, version: int) -> int:
         metas = metas_from_info(update_info["names"], update_info["dtype_names"], update_info["shapes"])
-        received = BucketReceiver(metas, update_info["buckets"]).receive(self.group, lambda pairs: None)
+        receiver = BucketReceiver(metas, update_info["buckets"])
+        received = receiver.receive(self.group, lambda pairs: None, self.timeout_s)
         self.version = version
         return received
 

@@ -76,14 +76,14 @@ class WeightSender:
                       for name, p in _named_weights(module) if not (skip_vision and name.startswith("visual."))]
         self.buckets = plan_buckets(self.metas, bucket_bytes)
         self.sender = BucketSender(self.metas, self.buckets, next(module.parameters()).device) if rank == 0 else None
-        self.group = None
+        self.group, self.timeout_s = None, None
 
     def update_info(self) -> dict:
         return update_info(self.metas, self.buckets)
 
     def connect(self, address: str, port: int, world_size: int, timeout_s: float, backend: str) -> None:
         self.close()
-        self.group = open_group(address, port, 0, world_size, timeout_s, backend)
+        self.group, self.timeout_s = open_group(address, port, 0, world_size, timeout_s, backend), timeout_s
 
     def send(self) -> int:
         """Bytes sent (0 on the other ranks)."""
@@ -91,7 +91,7 @@ class WeightSender:
         if self.sender is not None:
             if self.group is None:
                 raise RuntimeError("weight sync: send before connect")
-            return self.sender.send(self.group, pairs)
+            return self.sender.send(self.group, pairs, self.timeout_s)
         if self.zero_stage == 3:
             for _ in pairs:
                 pass

@@ -56,7 +56,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.group, self.receiver = None, None
+        self.group, self.receiver, self.timeout_s = None, None, None
 
     def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
         self.shutdown()  # a rebuilt group replaces the old one
@@ -64,6 +64,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
         backend = "nccl" if self.device.type == "cuda" else "gloo"  # as the learner's, whose ranks hold GPUs
         self.group = open_group(init_info.master_address, init_info.master_port, rank, init_info.world_size,
                                 init_info.timeout_s, backend)
+        self.timeout_s = init_info.timeout_s
 
     def start_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
@@ -79,7 +80,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
         metas = metas_from_info(update_info.names, update_info.dtype_names, update_info.shapes)
         if self.receiver is None or not self.receiver.matches(metas, update_info.buckets):
             self.receiver = BucketReceiver(metas, update_info.buckets, self.device)
-        self.receiver.receive(self.group, self.model.load_weights)
+        self.receiver.receive(self.group, self.model.load_weights, self.timeout_s)
 
     def finish_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import finalize_layerwise_reload

@@ -12,7 +12,9 @@ per bucket, kept from sync to sync (allocating them anew would pay a page fault 
 posted at once, each loaded as it lands. They must outlive the update: vLLM's layerwise reload keeps views
 of what it was given until the end for layers it cannot process early (a padded vocabulary).
 
-Every collective waits at most the group's timeout: a dead or stuck peer ends a sync with an error.
+Every collective waits at most the group's timeout: a dead or stuck peer ends a sync with an error. The
+waits say the timeout again (`timeout_s`): gloo keeps to the group's anyway, but an NCCL wait without one only
+orders the GPU stream, and a stuck peer would be found by NCCL's watchdog, which ends the process instead.
 """
 
 from __future__ import annotations
@@ -113,6 +115,14 @@ def _broadcast(group, tensor: torch.Tensor):
     return group.broadcast([tensor], options)
 
 
+def _finish(work, timeout_s: float | None) -> None:
+    """Waits for `work` on the host, at most `timeout_s` (None: the group's own timeout)."""
+    if timeout_s is None:
+        work.wait()
+    else:
+        work.wait(timedelta(seconds=timeout_s))
+
+
 class BucketSender:
     """Rank 0's side: packs the (name, tensor) pairs, in `metas` order, and broadcasts them bucket by bucket."""
 
@@ -121,7 +131,7 @@ class BucketSender:
         largest = max((bucket_offsets(metas, b)[1] for b in buckets), default=0)
         self.buffers = [torch.empty(largest, dtype=torch.uint8, device=device) for _ in range(min(2, len(buckets)))]
 
-    def send(self, group, pairs: Iterable[tuple[str, torch.Tensor]]) -> int:
+    def send(self, group, pairs: Iterable[tuple[str, torch.Tensor]], timeout_s: float | None = None) -> int:
         """Returns the bytes sent."""
         pairs, pending, sent = iter(pairs), None, 0
         for k, bucket in enumerate(self.buckets):
@@ -134,10 +144,10 @@ class BucketSender:
                                      f"{meta.name} {meta.dtype} {meta.shape}")
                 _view(buffer, offset, meta).copy_(t)
             if pending is not None:
-                pending.wait()  # bucket k-1 has left: its buffer is free for bucket k+1
+                _finish(pending, timeout_s)  # bucket k-1 has left: its buffer is free for bucket k+1
             pending, sent = _broadcast(group, buffer[:size]), sent + size
         if pending is not None:
-            pending.wait()
+            _finish(pending, timeout_s)
         if next(pairs, None) is not None:
             raise ValueError(f"more weights than the {len(self.metas)} announced to the receivers")
         return sent
@@ -161,7 +171,8 @@ class BucketReceiver:
     def matches(self, metas: list[TensorMeta], buckets: list[list[int]]) -> bool:
         return metas == self.metas and buckets == self.buckets
 
-    def receive(self, group, load: Callable[[list[tuple[str, torch.Tensor]]], object]) -> int:
+    def receive(self, group, load: Callable[[list[tuple[str, torch.Tensor]]], object],
+                timeout_s: float | None = None) -> int:
         """Returns the bytes received."""
         landing = [self.buffers[k if self.per_bucket else k % 2][:size] for k, (_, size) in enumerate(self.layouts)]
         if self.per_bucket:
@@ -169,7 +180,7 @@ class BucketReceiver:
         else:
             works = [_broadcast(group, landing[0])] if landing else []
         for k, (bucket, (offsets, _)) in enumerate(zip(self.buckets, self.layouts)):
-            works[k].wait()
+            _finish(works[k], timeout_s)
             if not self.per_bucket and k + 1 < len(landing):
                 works.append(_broadcast(group, landing[k + 1]))  # lands in the buffer bucket k-1 left
             pairs = [(self.metas[i].name, _view(landing[k], off, self.metas[i])) for i, off in zip(bucket, offsets)]

@@ -51,6 +51,22 @@ def test_a_killed_worker_is_replaced_in_a_rebuilt_group_with_the_latest_weights(
     assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {4}
 
 
+def test_a_worker_replaced_mid_rollout_gets_the_weights_without_waiting_for_the_busy_ones(learner):
+    """Worker 1 is in a chunk for longer than a sync may take; worker 0 dies. Its replacement gets the weights
+    through a group of its own: a group with worker 1 in it would wait for the chunk to end, time out and
+    (before this was fixed) fail the rollout with a WeightSyncError naming the healthy worker."""
+    speeds = [1e-3, 1.5]  # worker 1's chunk: 1 request x 2 samples x 8 tokens x 1.5 s = 24 s
+    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(speeds[i], 8, 2), 2, sync_timeout_s=10)
+    pool.broadcast_weights(learner, version=5)
+    ray.kill(pool.workers[0])
+    groups = pool.generate(_requests(2))
+    assert [g[0].prompt_id for g in groups] == ["p0", "p1"]
+    assert pool.restarts == 1
+    assert {s.policy_version for g in groups for s in g} == {5}
+    pool.broadcast_weights(learner, version=6)  # one group for both again
+    assert {s.policy_version for g in pool.generate(_requests(2), max_tokens=1) for s in g} == {6}
+
+
 def test_sync_to_a_dead_worker_fails_loudly_naming_it(learner):
     pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(1e-4, 8, 2), 2, sync_timeout_s=20)
     pool.broadcast_weights(learner, version=1)
