@@ -1,17 +1,17 @@
 """Weight sync learner -> rollout workers on CPU, through vLLM's weight-transfer protocol with qthink's gloo
 engine (what `qthink train` uses): seconds vs the bytes/bandwidth bound, where the time goes, correctness.
 
-Measured (docs/design.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU):
-after one real GRPO train step (`LearnerGroup`, DeepSpeed on gloo), `RolloutPool.broadcast_weights` syncs the
-learner's weights to 1..N real vLLM `RolloutWorker`s: rank 0 gathers them, packs buckets of whole layers and
-broadcasts them; every engine loads them layer by layer, re-packs and resets its caches. `sync_s` is the
-median after a warm-up (the first sync also builds the group: `first_sync_s`); `ratio_to_bound` = sync_s /
-(bytes / the bandwidth of a numpy copy of as many bytes into a reused buffer, measured in the same run; a
-copy into fresh memory, which pays first-touch page faults, is reported too). The profile times one sync's
-parts: the sender's gather + pack + broadcast, and each phase in one engine (start, update = receive and
-load, finish = finalize + re-pack, cache resets). Correctness: the synced engine samples new sequences and
-the learner scores them (`max_logprob_diff_after_sync`); the same difference on the initial weights,
-before any step, is the numerical floor (vLLM's CPU kernels vs torch).
+Measured (docs/design.md "Performance targets": weight sync <= 3x the bytes/bandwidth bound on CPU): after one
+real GRPO train step (`LearnerGroup`, DeepSpeed on gloo), `RolloutPool.broadcast_weights` syncs the learner's
+weights to 1..N real vLLM `RolloutWorker`s: rank 0 gathers them, packs buckets of whole layers and broadcasts
+them; every engine loads them layer by layer, re-packs and resets its caches. `sync_s` is the median after a
+warm-up (the first sync also builds the group: `first_sync_s`); `ratio_to_bound` = sync_s / (bytes / the
+bandwidth of a numpy copy of as many bytes into a reused buffer, measured in the same run; a copy into fresh
+memory, which pays first-touch page faults, is reported too). The profile times one sync's parts, for each
+pool size: the sender's gather + pack + broadcast, and each phase in each engine (start; update = waiting for
+bytes + vLLM's layerwise load; finish = finalize + re-pack; cache resets). Correctness: the synced engine
+samples new sequences and the learner scores them (`max_logprob_diff_after_sync`); the same difference on the
+initial weights, before any step, is the numerical floor (vLLM's CPU kernels vs torch).
 Shapes: `tiny` (~2 MB of weights, fixed costs dominate), `small` (~18 MB) and `medium` (~0.15B parameters,
 ~600 MB, where the bytes dominate).
 
@@ -56,13 +56,37 @@ def _timed_send(learner) -> tuple[int, float]:
     return sent, time.perf_counter() - start
 
 
+def _time_loads(vllm_worker) -> None:
+    """Inside the engine: time every `load_weights` call (vLLM's layerwise load: materialize, copy, re-pack)."""
+    model, spent = vllm_worker.weight_transfer_engine.model, []
+    load = model.load_weights
+
+    def timed(weights):
+        start = time.perf_counter()
+        try:
+            return load(weights)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    model.load_weights, model.qthink_load_s = timed, spent
+
+
+def _load_seconds(vllm_worker) -> float:
+    model = vllm_worker.weight_transfer_engine.model
+    del model.load_weights  # the class's own again
+    return sum(model.__dict__.pop("qthink_load_s"))
+
+
 def _timed_receive(worker, update_info: dict, version: int) -> dict:
     llm, out = worker.engine.llm, {}
+    llm.collective_rpc(_time_loads)
     for phase, kwargs in (("start_weight_update", {}), ("update_weights", {"update_info": update_info}),
                           ("finish_weight_update", {})):
         start = time.perf_counter()
         llm.collective_rpc(phase, kwargs=kwargs)
         out[phase] = time.perf_counter() - start
+    out["update_load"] = llm.collective_rpc(_load_seconds)[0]
+    out["update_wait"] = out["update_weights"] - out["update_load"]  # for bytes on the wire
     start = time.perf_counter()
     llm.llm_engine.reset_encoder_cache()
     llm.reset_mm_cache()
@@ -70,6 +94,16 @@ def _timed_receive(worker, update_info: dict, version: int) -> dict:
     out["reset_caches"] = time.perf_counter() - start
     worker.engine.version = version
     return out
+
+
+def _profile(pool, learner, info: dict, version: int) -> dict:
+    """One sync to every worker of `pool`, each side timed from inside."""
+    send = learner.ranks[0].__ray_call__.remote(_timed_send)
+    others = [r.send_weights.remote() for r in learner.ranks[1:]]
+    receives = [wk.__ray_call__.remote(_timed_receive, info, version) for wk in pool.workers]
+    (_, send_s), phases = ray.get(send), ray.get(receives)
+    ray.get(others)
+    return {"sender_gather_pack_broadcast_s": send_s, "engine_phases_s": phases}
 
 
 def requests(seed: int):
@@ -129,8 +163,9 @@ def run_shape(args, shape: str) -> dict:
         for _ in range(args.repeats + 1):
             version += 1
             times.append(pool.broadcast_weights(learner, version))
-        sync_s = statistics.median(times[1:])
-        row["by_workers"][w] = {"sync_s": sync_s, "first_sync_s": times[0], "all_s": times}
+        version += 1
+        row["by_workers"][w] = {"sync_s": statistics.median(times[1:]), "first_sync_s": times[0], "all_s": times,
+                                "profile": _profile(pool, learner, pool.update_info, version)}
     info = pool.update_info
     row["bytes"] = nbytes = sum(m.nbytes for m in metas_from_info(info["names"], info["dtype_names"],
                                                                   info["shapes"]))
@@ -140,15 +175,6 @@ def run_shape(args, shape: str) -> dict:
     for b in row["by_workers"].values():
         b["ratio_to_bound"] = b["sync_s"] / row["bound_s"]
         b["ratio_to_fresh_copy"] = b["sync_s"] / (nbytes / bw["fresh_copy_bytes_per_s"])
-
-    # the profile: one sync to every worker of the last pool, each side timed from inside
-    version += 1
-    send = learner.ranks[0].__ray_call__.remote(_timed_send)
-    others = [r.send_weights.remote() for r in learner.ranks[1:]]
-    receives = [wk.__ray_call__.remote(_timed_receive, info, version) for wk in pool.workers]
-    (_, send_s), phases = ray.get(send), ray.get(receives)
-    ray.get(others)
-    row["profile"] = {"sender_gather_pack_broadcast_s": send_s, "engine_phases_s": phases}
 
     # the synced engines sample; the learner scores the same sequences
     after_reqs = requests(100)
@@ -160,7 +186,8 @@ def run_shape(args, shape: str) -> dict:
     row["sequences_compared"] = len(engine_lp)
     for actor in big.workers + learner.ranks:
         ray.kill(actor)
-    ray.util.remove_placement_group(ray.util.get_placement_group("qthink-rollout"))  # the next shape reserves anew
+    for i in range(len(big.workers)):  # the next shape reserves anew
+        ray.util.remove_placement_group(ray.util.get_placement_group(f"qthink-rollout-{i}"))
     return row
 
 
@@ -173,14 +200,16 @@ def notes(result: dict) -> list[str]:
                    f"on {cpus} cores.")
     for shape, r in result["shapes"].items():
         one = r["by_workers"].get(1, r["by_workers"].get("1"))
-        engine = r["profile"]["engine_phases_s"][0]
+        profile = one["profile"]
+        engine = profile["engine_phases_s"][0]
         out.append(
             f"{shape} ({r['bytes'] / 1e6:.1f} MB, {r['buckets']} buckets): sync {one['sync_s']:.3f} s = "
             f"{one['ratio_to_bound']:.1f}x the memcpy bound ({r['bound_s'] * 1e3:.2f} ms at "
             f"{r['memcpy_bytes_per_s'] / 1e9:.1f} GB/s), {one['ratio_to_fresh_copy']:.1f}x one copy into fresh memory; "
             f"first sync (builds the group) {one['first_sync_s']:.3f} s. One sync from inside: the sender's gather + "
-            f"pack + broadcast {r['profile']['sender_gather_pack_broadcast_s']:.3f} s; in one engine start "
-            f"{engine['start_weight_update']:.3f} s, update (receive + load) {engine['update_weights']:.3f} s, "
+            f"pack + broadcast {profile['sender_gather_pack_broadcast_s']:.3f} s; in the engine start "
+            f"{engine['start_weight_update']:.3f} s, update {engine['update_weights']:.3f} s (waiting for bytes "
+            f"{engine['update_wait']:.3f} s, vLLM's layerwise load {engine['update_load']:.3f} s), "
             f"finish (finalize + re-pack) {engine['finish_weight_update']:.3f} s, cache resets "
             f"{engine['reset_caches']:.3f} s. "
             f"Logprob diff after sync {r['max_logprob_diff_after_sync']:.1e} (max) vs "

@@ -310,6 +310,10 @@ def check_values(config: QThinkConfig) -> QThinkConfig:
                           "small and the frozen base stays whole on every rank); set learner.zero_stage=2")
     if rollout.chunks_per_worker < 1:
         raise ConfigError(f"rollout.chunks_per_worker: must be >= 1, got {rollout.chunks_per_worker}")
+    if rollout.tensor_parallel_size < 1 or (rollout.tensor_parallel_size > 1 and rollout.gpus_per_worker > 1):
+        raise ConfigError(f"rollout.tensor_parallel_size must be >= 1, and with more than 1 rollout.gpus_per_worker is "
+                          f"the GPUs of each tensor-parallel rank: 1 (vLLM places one rank per GPU); got "
+                          f"{rollout.tensor_parallel_size}, {rollout.gpus_per_worker}")
     return config
 
 

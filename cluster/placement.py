@@ -1,8 +1,10 @@
-"""Which actor runs where: rollout engines, learner ranks and reward workers, each role in a placement
-group reserved before its actors start.
+"""Which actor runs where: rollout engines, learner ranks and reward workers, each role in placement groups
+reserved before its actors start.
 
-- rollout: one bundle per engine holding its `tensor_parallel_size` GPUs (a bundle lives on one node, so an
-  engine's TP ranks share a node), engines SPREAD over nodes; a replaced worker takes its old bundle;
+- rollout: a group per engine, STRICT_PACK (an engine's tensor-parallel ranks share a node and its links).
+  On GPUs it has one bundle per rank: with TP > 1 the worker holds no GPU itself and vLLM's Ray executor starts
+  one worker per bundle (it takes at most one GPU from a bundle). Engines are spread: each group is hinted to
+  the next node that can hold an engine. A replaced worker takes its old group;
 - learner: one bundle per rank, PACKed (ranks talk every micro-batch);
 - reward: one CPU bundle per worker, PACKed.
 A reservation the cluster cannot hold fails at once, naming what was asked and what the nodes have; one
@@ -46,12 +48,21 @@ def _fits(bundles: list[dict], nodes: list[dict]) -> bool:
 
 
 def role_bundles(cfg: QThinkConfig) -> dict[str, tuple[list[dict], str]]:
-    """Per role: its bundles (with the role's `cluster.role_resources`) and the placement strategy."""
+    """Per role: its bundles (with the role's `cluster.role_resources`) and the placement strategy. A rollout
+    bundle here is a whole engine, which one node must hold (`engine_bundles` splits it per rank)."""
     r, lc, w, extra = cfg.rollout, cfg.learner, cfg.reward, cfg.cluster.role_resources
     return {"rollout": ([_resources(r.cpus_per_worker, r.gpus_per_worker * r.tensor_parallel_size,
-                                    extra.get("rollout"))] * r.num_workers, "SPREAD"),
+                                    extra.get("rollout"))] * r.num_workers, "STRICT_PACK"),
             "learner": ([_resources(lc.cpus_per_rank, lc.gpus_per_rank, extra.get("learner"))] * lc.num_ranks, "PACK"),
             "reward": ([_resources(1, 0, extra.get("reward"))] * w.num_workers, "PACK")}
+
+
+def engine_bundles(cfg: QThinkConfig) -> list[dict]:
+    """One engine's group: on GPUs a bundle per tensor-parallel rank, the first also holding the worker's CPUs
+    and the role's resources; on CPU one bundle (there the engine's ranks are processes of its worker)."""
+    r = cfg.rollout
+    first = _resources(r.cpus_per_worker, r.gpus_per_worker, cfg.cluster.role_resources.get("rollout"))
+    return [first] + [{"GPU": r.gpus_per_worker}] * (r.tensor_parallel_size - 1 if r.gpus_per_worker else 0)
 
 
 def _nodes() -> tuple[list[dict], str]:
@@ -73,16 +84,44 @@ def check_cluster_holds(cfg: QThinkConfig, roles: tuple[str, ...] = ("rollout", 
 
 
 def reserve(role: str, cfg: QThinkConfig) -> PlacementGroup:
+    """The learner's or the reward workers' group."""
     bundles, strategy = role_bundles(cfg)[role]
     check_cluster_holds(cfg, (role,))
+    return _reserve(role, cfg, [(f"qthink-{role}", bundles, strategy, None)], f"{len(bundles)} x {bundles[0]}")[0]
+
+
+def reserve_engines(cfg: QThinkConfig) -> list[PlacementGroup]:
+    """A group per rollout engine; group i is hinted to the i-th (round robin) node that can hold an engine."""
+    check_cluster_holds(cfg, ("rollout",))  # so that some node can
+    engine, bundles, n = role_bundles(cfg)["rollout"][0][0], engine_bundles(cfg), cfg.rollout.num_workers
+    nodes = [node["NodeID"] for node in ray.nodes()
+             if node["Alive"] and all(node["Resources"].get(k, 0) >= v for k, v in engine.items())]
+    specs = [(_engine_group(i), bundles, "STRICT_PACK", nodes[i % len(nodes)]) for i in range(n)]
+    return _reserve("rollout", cfg, specs, f"{n} engines x {bundles}")
+
+
+def _engine_group(i: int) -> str:
+    return f"qthink-rollout-{i}"
+
+
+def near_engines(cfg: QThinkConfig) -> list[dict]:
+    """Task options, one per engine, that run a task on that engine's node: a step's media are decoded there,
+    beside the engines that read them first, not on whichever node has a free slot (often the head's)."""
+    return [in_bundle(ray.util.get_placement_group(_engine_group(i))) for i in range(cfg.rollout.num_workers)]
+
+
+def _reserve(role: str, cfg: QThinkConfig, specs: list[tuple], asked: str) -> list[PlacementGroup]:
+    """(name, bundles, strategy, node hint) per group: all of them placed within the timeout, or none."""
     timeout_s = cfg.cluster.placement_timeout_s
-    group = placement_group(bundles, strategy=strategy, name=f"qthink-{role}")
-    ready, _ = ray.wait([group.ready()], timeout=timeout_s)
-    if not ready:
-        remove_placement_group(group)
-        raise PlacementError(f"{role}: {len(bundles)} x {bundles[0]} ({strategy}) not placed within {timeout_s:g} s; "
+    groups = [placement_group(bundles, strategy=strategy, name=name, _soft_target_node_id=hint)
+              for name, bundles, strategy, hint in specs]
+    ready, _ = ray.wait([g.ready() for g in groups], num_returns=len(groups), timeout=timeout_s)
+    if len(ready) < len(groups):
+        for group in groups:
+            remove_placement_group(group)
+        raise PlacementError(f"{role}: {asked} ({specs[0][2]}) not placed within {timeout_s:g} s; "
                              f"free now: {ray.available_resources()} ({_nodes()[1]})")
-    return group
+    return groups
 
 
 def in_bundle(group: PlacementGroup, index: int = -1) -> dict:
@@ -91,24 +130,31 @@ def in_bundle(group: PlacementGroup, index: int = -1) -> dict:
         group, placement_group_bundle_index=index, placement_group_capture_child_tasks=True)}
 
 
+def worker_options(cfg: QThinkConfig, group: PlacementGroup) -> dict:
+    """A rollout worker in the first bundle of its engine's group. With TP > 1 its GPUs are for the engine's
+    own workers, which vLLM's Ray executor starts in the group's bundles."""
+    r = cfg.rollout
+    return {"num_cpus": r.cpus_per_worker, "num_gpus": r.gpus_per_worker if r.tensor_parallel_size == 1 else 0,
+            **in_bundle(group, 0)}
+
+
 def rollout_pool(cfg: QThinkConfig, model_dir: str) -> RolloutPool:
     r = cfg.rollout
     dtype = ENGINE_DTYPE[cfg.model.dtype]
     cores = os.cpu_count() or 1
-    gpus = r.gpus_per_worker * r.tensor_parallel_size
-    group = reserve("rollout", cfg)
+    groups = reserve_engines(cfg)
 
     def make(i: int):
-        # A bundle whose node went away waits for Ray to place it again: fail by name instead of pending.
+        # A group whose node went away waits for Ray to place it again: fail by name instead of pending.
         deadline = time.monotonic() + cfg.cluster.placement_timeout_s
-        while placement_group_table(group)["state"] != "CREATED":
+        while placement_group_table(groups[i])["state"] != "CREATED":
             if time.monotonic() > deadline:
                 raise PlacementError(f"rollout worker {i}: its bundle lost its node and no other node took it "
                                      f"within {cfg.cluster.placement_timeout_s:g} s ({_nodes()[1]}); when the "
                                      "cluster has room again, `qthink train --resume` goes on from the last checkpoint")
             time.sleep(1)
-        options = {"num_cpus": r.cpus_per_worker, "num_gpus": gpus, **in_bundle(group, i)}
-        if gpus:
+        options = worker_options(cfg, groups[i])
+        if r.gpus_per_worker:
             return RolloutWorker.options(**options).remote(model_dir, r, dtype)
         first = (i * r.cpus_per_worker) % cores
         cpu_ids = ",".join(str((first + k) % cores) for k in range(r.cpus_per_worker))

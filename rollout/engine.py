@@ -57,7 +57,8 @@ def engine_args(model_dir: str, config: RolloutConfig, dtype: str = "float32", m
     # On CPU, a prompt split by chunked prefill makes vLLM rewind the request's seeded generator, which
     # CPU generators cannot do ("CPU Generator does not use offset": the engine dies). Prompts are
     # scheduled whole instead; per-request seeds keep a resumed run sampling the same responses.
-    cpu_only = {} if torch.cuda.is_available() else dict(
+    on_gpu = config.gpus_per_worker > 0 or torch.cuda.is_available()  # (a TP > 1 rollout worker sees no GPU)
+    cpu_only = {} if on_gpu else dict(
         enable_chunked_prefill=False, max_num_batched_tokens=max(config.max_model_len, 8192))
     return dict(
         model=str(model_dir), dtype=dtype, seed=config.seed, enforce_eager=config.enforce_eager,
@@ -88,6 +89,9 @@ class RolloutEngine:
     def __init__(self, model_dir: str, config: RolloutConfig, dtype: str = "float32", max_media: int = 4):
         # weights arrive through qthink's engine ("gloo": its group is NCCL on GPUs); a served model needs none
         args = {**engine_args(model_dir, config, dtype, max_media), "weight_transfer_config": {"backend": "gloo"}}
+        if config.tensor_parallel_size > 1 and config.gpus_per_worker:
+            # one Ray worker per rank, in the bundles of the placement group this engine runs in (cluster/placement.py)
+            args["distributed_executor_backend"] = "ray"
         from transformers import AutoProcessor
         from vllm import LLM
 

@@ -101,6 +101,8 @@ def test_cli_help_lists_the_commands_that_exist():
         (["demo.teacher=oracle"], "demo.teacher"),
         (["learner.sft_lr_schedule=cosin"], "learner.sft_lr_schedule"),
         (["rollout.chunks_per_worker=0"], "rollout.chunks_per_worker"),
+        (["rollout.tensor_parallel_size=2", "rollout.gpus_per_worker=2"], "GPUs of each tensor-parallel rank: 1"),
+        (["rollout.tensor_parallel_size=0"], "rollout.tensor_parallel_size must be >= 1"),
         (["learner.dual_clip=1"], "learner.dual_clip"),
         (["learner.rollout_is=is"], "learner.rollout_is"),
         (["learner.rollout_is=tis", "learner.rollout_is_cap=0"], "learner.rollout_is"),
