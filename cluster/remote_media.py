@@ -1,9 +1,9 @@
-"""A GRPO step's media decoded where Ray runs a task, not in the driver: a few tasks decode the step's rows
-and leave each engine request (pixels and all) in the object store. The driver keeps `RequestRef`s: ids,
-seeds and object references. Rollout workers and learner ranks fetch the requests on their own nodes, and
-a rollout worker makes a video's perturbed copy (VQAThinker's temporal reward) from the frames it fetched.
-So the pixels of a step never pass through the driver (it used to decode them and send them twice: to the
-engines, then to the learner ranks; benchmarks/driver_bytes.py measures both).
+"""A GRPO step's media decoded by Ray tasks on the rollout engines' nodes, not in the driver: a few tasks
+decode the step's rows and leave each engine request (pixels and all) in the object store. The driver keeps
+`RequestRef`s: ids, seeds and object references. Rollout workers and learner ranks fetch the requests on their
+own nodes, and a rollout worker makes a video's perturbed copy (VQAThinker's temporal reward) from the frames
+it fetched. So the pixels of a step never pass through the driver (it used to decode them and send them twice:
+to the engines, then to the learner ranks; benchmarks/driver_bytes.py measures both).
 
 The reader's cursor, its skip counts and the per-request seeds are those of decoding in the driver: rows
 are taken in order, a bad row is recorded by the reason its task reports, the seeds are given by position
@@ -43,9 +43,10 @@ def _endless(reader: ManifestReader):
         yield from reader.rows_of_epoch()
 
 
-def usable_requests(reader: ManifestReader, count: int, context) -> list[tuple[ManifestRow, str, object]]:
+def usable_requests(reader: ManifestReader, count: int, context, where: list[dict] | None = None
+                    ) -> list[tuple[ManifestRow, str, object]]:
     """The next `count` usable rows, each with its request's media type and object; bad rows are recorded
-    on the reader."""
+    on the reader. `where`: task options, taken in turn by the decode tasks (cluster.placement.near_engines)."""
     out: list[tuple[ManifestRow, str, object]] = []
     misses, rows = 0, _endless(reader)
     while len(out) < count:
@@ -53,9 +54,10 @@ def usable_requests(reader: ManifestReader, count: int, context) -> list[tuple[M
                  (next(rows) for _ in range(count - len(out)))]
         size = -(-len(taken) // DECODE_TASKS)
         returns = []
-        for i in range(0, len(taken), size):
-            part = taken[i:i + size]
-            returns += decode_requests.options(num_returns=2 * len(part)).remote(part, reader.options, context)
+        for k, i in enumerate(range(0, len(taken), size)):
+            part, options = taken[i:i + size], where[k % len(where)] if where else {}
+            returns += decode_requests.options(num_returns=2 * len(part), **options).remote(
+                part, reader.options, context)
         statuses = ray.get(returns[::2])  # a media type (str), or why the row cannot be used
         for (row, _), status, request in zip(taken, statuses, returns[1::2]):
             if isinstance(status, str):
@@ -71,11 +73,11 @@ def usable_requests(reader: ManifestReader, count: int, context) -> list[tuple[M
 
 
 def remote_rollout_batch(reader: ManifestReader, count: int, step: int, temporal: bool, context,
-                         seed: int) -> tuple[list[ManifestRow], list[RequestRef]]:
+                         seed: int, where: list[dict] | None = None) -> tuple[list[ManifestRow], list[RequestRef]]:
     """`count` originals, then a perturbed copy of each video when the temporal reward is on; per-request
     seeds derive from (seed, step, position) so a resumed run samples the same responses. `context`: a
-    reference to (reward preset, config), put once per run."""
-    usable = usable_requests(reader, count, context)
+    reference to (reward preset, config), put once per run; `where`: as for `usable_requests`."""
+    usable = usable_requests(reader, count, context, where)
     originals = [RequestRef(row.id, media_type, ref, seed * 1_000_003 + step * 1009 + i)
                  for i, (row, media_type, ref) in enumerate(usable)]
     perturbed = [RequestRef(r.prompt_id, r.media_type, r.ref, r.seed, "perturbed", seed * 7919 + step * 131 + i)

@@ -2,13 +2,14 @@
 holds only the driver (0 CPUs), a rollout node and a learner node (2 ranks and the reward worker), told
 apart by declared resources that `cluster.role_resources` asks for. `qthink train` goes in with `ray job submit` (slow).
 
-What it shows: each role runs on its node (the actors' node ids, from Ray's state API); weights cross from
-the learner node to the rollout node through the weight-transfer group (every step's engine log-probs equal
-the learner's for the responses the engine sampled after a sync); checkpoints land in a folder both nodes
-reach. Then the rollout node is removed mid-run: the run ends with a clear error naming the worker, not a
-hang (lost during a rollout: its replacement has nowhere to go, `PlacementError` after
-`cluster.placement_timeout_s`; lost between rollouts: the next sync fails, `WeightSyncError`); once a new
-rollout node has joined, `--resume` goes on from the last checkpoint to the end.
+What it shows: each role runs on its node (the actors' node ids, from Ray's state API), and so do the tasks
+that decode a step's media (on the rollout node, not the head); weights cross from the learner node to the
+rollout node through the weight-transfer group (every step's engine log-probs equal the learner's for the
+responses the engine sampled after a sync); checkpoints land in a folder both nodes reach. Then the rollout
+node is removed mid-run: the run ends with a clear error naming the worker, not a hang (lost during a rollout:
+its replacement has nowhere to go, `PlacementError` after `cluster.placement_timeout_s`; lost between
+rollouts: the next sync fails, `WeightSyncError`); once a new rollout node has joined, `--resume` goes on from
+the last checkpoint to the end.
 """
 
 import re
@@ -44,6 +45,14 @@ def _actor_nodes(nodes: RayNodes) -> dict[str, set[str]]:
         if actor.node_id:
             out.setdefault(actor.class_name, set()).add(actor.node_id)
     return out
+
+
+def _task_nodes(nodes: RayNodes, name: str) -> set[str]:
+    """The node ids the tasks called `name` ran on."""
+    from ray.util.state import list_tasks
+
+    return {t.node_id for t in list_tasks(address=nodes.address, filters=[("name", "=", name)], detail=True,
+                                          limit=1000, raise_on_missing_output=False) if t.node_id}
 
 
 def _errors(logs: str) -> str:
@@ -89,6 +98,7 @@ def test_roles_on_their_nodes_weights_across_nodes_and_a_removed_rollout_node(tm
         placed = _actor_nodes(nodes)
         assert placed["RolloutWorker"] == {first["rollout_node"]}, placed
         assert placed["Learner"] == placed["RewardWorker"] == {first["learner_node"]}, placed
+        assert _task_nodes(nodes, "decode_requests") == {first["rollout_node"]}  # media decoded beside the engine
         ours = set().union(*(placed[c] for c in ("RolloutWorker", "Learner", "RewardWorker")))
         assert first["head"] not in ours  # the head holds the driver (and Ray's JobSupervisor) only
         steps_before = [b["step"] for b in records(out, "batches.jsonl") if b["stage"] == "grpo"]
