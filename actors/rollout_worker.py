@@ -120,12 +120,15 @@ class RolloutPool:
         self.restarts = 0
 
     def _replace(self, i: int) -> None:
+        """A fresh actor in slot i. It is in no group: the live one, if it held slot i, is void."""
         try:
             ray.kill(self.workers[i])
         except RayError:  # already gone
             pass
         self.workers[i] = self.make_worker(i)
         self.restarts += 1
+        if self.members is not None and i in self.members:
+            self.members = None
 
     def _restart(self, i: int) -> None:
         """Worker i died or hung during a rollout: a new one, up first (an engine starts in a minute or so, which

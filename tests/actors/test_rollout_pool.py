@@ -39,8 +39,9 @@ def learner(ray_local, tiny_model_dir):
         ray.kill(rank)
 
 
-def test_a_killed_worker_is_replaced_in_a_rebuilt_group_with_the_latest_weights(learner):
-    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), 2, chunks_per_worker=2)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_killed_worker_is_replaced_in_a_rebuilt_group_with_the_latest_weights(learner, workers):
+    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), workers, chunks_per_worker=2)
     pool.broadcast_weights(learner, version=3)
     ray.kill(pool.workers[0])  # dies before (and so during) its first chunk
     groups = pool.generate(_requests(8))
