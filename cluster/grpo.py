@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cluster.placement import near_engines
 from cluster.remote_media import remote_rollout_batch
 from learners.losses import group_advantages, zero_variance_groups
 from rewards import BatchRewards
@@ -56,7 +57,7 @@ def rollout_step(run, step: int) -> RolloutBatch:
     """Draw B prompts and sample G responses for each (and for the perturbed copy of each video)."""
     cursor = run.train_reader.state_dict()
     rows, requests = remote_rollout_batch(run.train_reader, run.cfg.train.prompts_per_step, step, run.temporal,
-                                          run.request_context, run.cfg.train.seed, run.media_tasks)
+                                          run.request_context, run.cfg.train.seed, near_engines())
     start = time.perf_counter()
     groups = run.rollout.generate(requests)
     return RolloutBatch(cursor, rows, requests, groups, time.perf_counter() - start)

@@ -61,7 +61,6 @@ class Run:
         self.sft_reader = (ManifestReader(cfg.data.sft, seed=cfg.train.seed, options=options)
                            if "sft" in cfg.train.stages else None)
         self.rollout = placement.rollout_pool(cfg, self.model_dir)
-        self.media_tasks = placement.near_engines(cfg)  # where a step's media are decoded
         self.learner = placement.learner_group(cfg, self.model_dir)
         self.rewards = placement.reward_pool(cfg, self.preset)
         self.store = CheckpointStore(cfg.train.checkpoint_dir or str(self.out / "checkpoints"), cfg.train.keep_last)

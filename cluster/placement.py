@@ -22,7 +22,7 @@ import time
 
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from actors.learner import LearnerGroup
 from actors.reward_worker import RewardPool
@@ -100,14 +100,18 @@ def reserve_engines(cfg: QThinkConfig) -> list[PlacementGroup]:
     return _reserve("rollout", cfg, specs, f"{n} engines x {bundles}")
 
 
-def _engine_group(i: int) -> str:
+def _engine_group(i: int | str) -> str:
     return f"qthink-rollout-{i}"
 
 
-def near_engines(cfg: QThinkConfig) -> list[dict]:
-    """Task options, one per engine, that run a task on that engine's node: a step's media are decoded there,
-    beside the engines that read them first, not on whichever node has a free slot (often the head's)."""
-    return [in_bundle(ray.util.get_placement_group(_engine_group(i))) for i in range(cfg.rollout.num_workers)]
+def near_engines() -> list[dict]:
+    """Task options, one per node that holds a rollout engine, that prefer that node: a step's media are decoded
+    beside the engines that read them first, not on whichever node has a free slot (often the head's). Soft: a
+    node that has gone away is passed over (a task pinned to a lost group would wait for it forever). Read
+    anew each step (one call), as engines move when their node goes away."""
+    nodes = {g["bundles_to_node_id"].get(0) for g in placement_group_table().values()
+             if g["name"].startswith(_engine_group("")) and g["state"] == "CREATED"}
+    return [{"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)} for node in sorted(nodes - {None})]
 
 
 def _reserve(role: str, cfg: QThinkConfig, specs: list[tuple], asked: str) -> list[PlacementGroup]:
