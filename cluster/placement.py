@@ -92,7 +92,7 @@ def reserve(role: str, cfg: QThinkConfig) -> PlacementGroup:
 
 def reserve_engines(cfg: QThinkConfig) -> list[PlacementGroup]:
     """A group per rollout engine; group i is hinted to the i-th (round robin) node that can hold an engine."""
-    check_cluster_holds(cfg, ("rollout",))  # so that some node can
+    check_cluster_holds(cfg, ("rollout",))  # so some node can hold an engine: `nodes` is not empty
     engine, bundles, n = role_bundles(cfg)["rollout"][0][0], engine_bundles(cfg), cfg.rollout.num_workers
     nodes = [node["NodeID"] for node in ray.nodes()
              if node["Alive"] and all(node["Resources"].get(k, 0) >= v for k, v in engine.items())]
