@@ -7,36 +7,46 @@ Serve use too); answers that do not parse are counted as failures.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
+import ray
 
-from cluster.batches import request_for
 from cluster.config import QThinkConfig
+from cluster.placement import near_engines
+from cluster.remote_media import decode_remote
 from rewards import Preset
 from rewards.metrics import pristine_above_worst, quality_metrics
-from rollout.manifest import ManifestReader, MediaOptions
+from rollout.manifest import ManifestReader, ManifestRow, MediaOptions
+from rollout.records import RequestRef
 
 
 def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samples: int = 1, limit: int = 0,
              chunk: int = 64) -> dict:
     """Per-dataset and overall SRCC/PLCC/KRCC/RMSE, and how often pristine items beat their sources' level-5
-    items where the manifests have both; greedy when samples == 1, else mean of N samples."""
-    media = media_options(cfg)
+    items where the manifests have both; greedy when samples == 1, else mean of N samples. The media are
+    decoded by Ray tasks beside the engines and reach them by reference (cluster/remote_media.py), as in
+    training: the driver reads rows and answers, not pixels."""
+    context, media, where = ray.put((preset, cfg)), media_options(cfg), near_engines()
     items = []
     skipped = {}
     for path in manifests:
         reader = ManifestReader(path, shuffle=False, options=media)
-        batch = []
-        for sample in reader.iter_epoch():
-            batch.append(sample)
-            if limit and len(items) + len(batch) >= limit:
+        rows = reader.rows_of_epoch()
+        while not limit or len(items) < limit:
+            size = min(chunk, limit - len(items)) if limit else chunk
+            taken = [(row, reader.manifest.media_source(index)) for index, row in itertools.islice(rows, size)]
+            if not taken:
                 break
-            if len(batch) == chunk:
-                items += _score(pool, batch, preset, cfg, samples)
-                batch = []
-        items += _score(pool, batch, preset, cfg, samples)
+            batch = []
+            for (row, _), (status, ref) in zip(taken, decode_remote(taken, reader.options, context, where)):
+                if isinstance(status, str):
+                    batch.append((row, RequestRef(row.id, status, ref, seed=len(batch))))
+                else:
+                    reader.record_skip(row, *status)
+            items += _score(pool, batch, preset, cfg, samples)
         skipped[str(path)] = dict(reader.skip_counts)
     pred = np.array([i["pred"] for i in items], dtype=float)
     mos = np.array([i["mos"] for i in items], dtype=float)
@@ -52,19 +62,19 @@ def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samp
             "skipped": skipped, "samples_per_item": samples}
 
 
-def _score(pool, batch, preset: Preset, cfg: QThinkConfig, samples: int) -> list[dict]:
+def _score(pool, batch: list[tuple[ManifestRow, RequestRef]], preset: Preset, cfg: QThinkConfig,
+           samples: int) -> list[dict]:
     if not batch:
         return []
     temperature = cfg.rollout.temperature if cfg.train.eval_temperature is None else cfg.train.eval_temperature
     overrides = {"temperature": 0.0 if samples == 1 else temperature}
-    requests = [request_for(s, i, preset, cfg) for i, s in enumerate(batch)]
-    groups = pool.generate(requests, n=samples, **overrides)
+    groups = pool.generate([request for _, request in batch], n=samples, **overrides)
     parsed = preset.parse([s.text for group in groups for s in group])
     scores, failed = parsed.group_scores(samples), parsed.failed.reshape(-1, samples).sum(axis=1)
-    return [{"id": sample.row.id, "dataset": sample.row.dataset, "source": sample.row.source,
-             "distortion": sample.row.distortion, "severity": sample.row.severity, "mos": sample.row.mos,
-             "pred": float(score), "failed": int(fails), "n": samples, "response": group[0].text}
-            for sample, group, score, fails in zip(batch, groups, scores, failed)]
+    return [{"id": row.id, "dataset": row.dataset, "source": row.source, "distortion": row.distortion,
+             "severity": row.severity, "mos": row.mos, "pred": float(score), "failed": int(fails), "n": samples,
+             "response": group[0].text}
+            for (row, _), group, score, fails in zip(batch, groups, scores, failed)]
 
 
 def media_options(cfg: QThinkConfig) -> MediaOptions:

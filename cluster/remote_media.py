@@ -43,24 +43,32 @@ def _endless(reader: ManifestReader):
         yield from reader.rows_of_epoch()
 
 
+def decode_remote(taken: list[tuple[ManifestRow, object]], options, context, where: list[dict] | None = None
+                  ) -> list[tuple[object, object]]:
+    """Per (row, media source): its request's media type and object reference, or (reason, detail) and a
+    reference to nothing for media that cannot be used. `where`: task options, taken in turn by the decode
+    tasks (cluster.placement.near_engines)."""
+    if not taken:
+        return []
+    size = -(-len(taken) // DECODE_TASKS)
+    returns = []
+    for k, i in enumerate(range(0, len(taken), size)):
+        part, placed = taken[i:i + size], where[k % len(where)] if where else {}
+        returns += decode_requests.options(num_returns=2 * len(part), **placed).remote(part, options, context)
+    return list(zip(ray.get(returns[::2]), returns[1::2]))  # the statuses fetched, the requests left in place
+
+
 def usable_requests(reader: ManifestReader, count: int, context, where: list[dict] | None = None
                     ) -> list[tuple[ManifestRow, str, object]]:
     """The next `count` usable rows, each with its request's media type and object; bad rows are recorded
-    on the reader. `where`: task options, taken in turn by the decode tasks (cluster.placement.near_engines)."""
+    on the reader. `where`: as for `decode_remote`."""
     out: list[tuple[ManifestRow, str, object]] = []
     misses, rows = 0, _endless(reader)
     while len(out) < count:
         taken = [(row, reader.manifest.media_source(index)) for index, row in
                  (next(rows) for _ in range(count - len(out)))]
-        size = -(-len(taken) // DECODE_TASKS)
-        returns = []
-        for k, i in enumerate(range(0, len(taken), size)):
-            part, options = taken[i:i + size], where[k % len(where)] if where else {}
-            returns += decode_requests.options(num_returns=2 * len(part), **options).remote(
-                part, reader.options, context)
-        statuses = ray.get(returns[::2])  # a media type (str), or why the row cannot be used
-        for (row, _), status, request in zip(taken, statuses, returns[1::2]):
-            if isinstance(status, str):
+        for (row, _), (status, request) in zip(taken, decode_remote(taken, reader.options, context, where)):
+            if isinstance(status, str):  # a media type, or why the row cannot be used
                 out.append((row, status, request))
                 misses = 0
                 continue
@@ -76,7 +84,7 @@ def remote_rollout_batch(reader: ManifestReader, count: int, step: int, temporal
                          seed: int, where: list[dict] | None = None) -> tuple[list[ManifestRow], list[RequestRef]]:
     """`count` originals, then a perturbed copy of each video when the temporal reward is on; per-request
     seeds derive from (seed, step, position) so a resumed run samples the same responses. `context`: a
-    reference to (reward preset, config), put once per run; `where`: as for `usable_requests`."""
+    reference to (reward preset, config), put once per run; `where`: as for `decode_remote`."""
     usable = usable_requests(reader, count, context, where)
     originals = [RequestRef(row.id, media_type, ref, seed * 1_000_003 + step * 1009 + i)
                  for i, (row, media_type, ref) in enumerate(usable)]

@@ -1,5 +1,6 @@
 """Held-out evaluation's sampling settings and scoring, with a pool that answers fixed texts (the rollout
-engine is not what these tests are about; tests/actors and test_pipeline run it for real)."""
+engine is not what these tests are about; tests/actors and test_pipeline run it for real). The media are
+decoded by Ray tasks (a local Ray), as in a run."""
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,7 @@ def _manifest(tmp_path):
     return str(tmp_path / "test.parquet")
 
 
-def test_sampled_eval_uses_eval_temperature_else_the_rollouts_and_greedy_uses_zero(tmp_path):
+def test_sampled_eval_uses_eval_temperature_else_the_rollouts_and_greedy_uses_zero(tmp_path, ray_local):
     manifest = _manifest(tmp_path)
     for overrides, samples, expected in [([], 3, 1.0), (["rollout.temperature=0.9"], 3, 0.9),
                                          (["train.eval_temperature=0.7"], 3, 0.7),
@@ -44,7 +45,7 @@ def test_sampled_eval_uses_eval_temperature_else_the_rollouts_and_greedy_uses_ze
         assert pool.calls == [(samples, {"temperature": expected})], overrides
 
 
-def test_scores_are_clipped_to_the_scale_before_the_mean_and_a_failure_counts(tmp_path):
+def test_scores_are_clipped_to_the_scale_before_the_mean_and_a_failure_counts(tmp_path, ray_local):
     report = evaluate(AnsweringPool(), [_manifest(tmp_path)], PRESETS["qthink"], load_config(None, []), samples=3)
     # answers 4.00, 9 (clipped to 5.0), and one that does not parse
     assert [i["pred"] for i in report["items"]] == [4.5, 4.5]
@@ -66,7 +67,7 @@ class ScoringPool:
                  for j in range(n)] for r in requests]
 
 
-def test_the_report_breaks_srcc_down_by_distortion_and_counts_pristine_above_level_5(tmp_path):
+def test_the_report_breaks_srcc_down_by_distortion_and_counts_pristine_above_level_5(tmp_path, ray_local):
     rows, scores = [], {}
     for k, (distortion, severity, mos, score) in enumerate([
             ("pristine", 0, 4.8, 3.0), ("blur", 1, 4.4, 4.0), ("blur", 5, 1.3, 2.0), ("blur", 3, 2.8, 3.5),
