@@ -10,6 +10,8 @@ plugin, see pyproject.toml).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -30,6 +32,40 @@ def repack_tied_output_layer(model: torch.nn.Module) -> None:
     lm_head = getattr(getattr(model, "language_model", model), "lm_head", None)
     if getattr(model.config.get_text_config(), "tie_word_embeddings", False) and hasattr(lm_head, "quant_method"):
         lm_head.quant_method.process_weights_after_loading(lm_head)
+
+
+class KeptLayers(logging.Filter):
+    """vLLM warns "<Layer>: Failed to load weights" for each layer that received nothing in an update and keeps
+    its tensors: derived buffers (rotary caches, image normalisation), a tied lm_head (re-packed above), every
+    layer of a frozen vision tower. Every sync, in every engine: for a 7B with a frozen tower that is hundreds of
+    alarming lines. They are counted by class and said once, and again only when the set changes; a weight
+    that should have changed and did not still shows as the run's `rollout_logprob_gap`."""
+
+    LAYERWISE = "vllm.model_executor.model_loader.reload.layerwise"
+
+    def __init__(self):
+        super().__init__()
+        self.said: Counter = Counter()
+        self.now: Counter = Counter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "%s: Failed to load weights":
+            self.now[record.args[0]] += 1
+            return False
+        return True
+
+    def __enter__(self) -> KeptLayers:
+        self.now = Counter()
+        logging.getLogger(self.LAYERWISE).addFilter(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logger = logging.getLogger(self.LAYERWISE)
+        logger.removeFilter(self)
+        if self.now and self.now != self.said:
+            logger.info("weight update: layers that received no weights keep their tensors (buffers, a tied "
+                        "lm_head, a frozen tower): %s", ", ".join(f"{n} x{c}" for n, c in sorted(self.now.items())))
+        self.said = self.now
 
 
 @dataclass
@@ -57,6 +93,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.group, self.receiver, self.timeout_s = None, None, None
+        self.kept_layers = KeptLayers()
 
     def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
         self.shutdown()  # a rebuilt group replaces the old one
@@ -85,7 +122,8 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
     def finish_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
 
-        finalize_layerwise_reload(self.model, self.model_config)
+        with self.kept_layers:
+            finalize_layerwise_reload(self.model, self.model_config)
         repack_tied_output_layer(self.model)
 
     def shutdown(self) -> None:

@@ -2,6 +2,8 @@
 new policy: its logprobs for the sequences it samples equal the learner's for the same sequences (slow)."""
 
 import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +22,12 @@ def _requests(seed):
     rng = np.random.default_rng(0)
     return [RolloutRequest(f"p{i}", "image", image=rng.integers(0, 255, (112, 112, 3), dtype=np.uint8), seed=seed + i)
             for i in range(2)]
+
+
+def _worker_logs() -> str:
+    """What this Ray session's workers (and the vLLM processes they started) printed."""
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    return "".join(p.read_text(errors="replace") for p in sorted(logs.glob("worker-*")) if p.suffix in (".out", ".err"))
 
 
 def _train_batch(groups, requests):
@@ -47,6 +55,10 @@ def test_engine_logprobs_equal_learner_logprobs_after_a_step_and_a_sync(ray_loca
     engine_lp = [s.logprobs for g in after for s in g]
     gaps = [np.abs(np.array(a) - np.array(b)).max() for a, b in zip(engine_lp, learner_lp)]
     assert max(gaps) < 1e-5, gaps  # the engine samples from exactly the learner's new weights
+    # the layers that received nothing (the tied lm_head, derived buffers) are named once, not warned about
+    logs = _worker_logs()
+    assert "Failed to load weights" not in logs
+    assert "ParallelLMHead x1" in "".join(re.findall(r"layers that received no weights keep their tensors.*", logs))
 
     # and the step mattered: the old engine weights would score these sequences differently
     stale = RolloutPool(lambda i: RolloutWorker.options(num_cpus=0).remote(str(tiny_model_dir), rollout_cfg), 1)
