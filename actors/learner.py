@@ -10,6 +10,7 @@ rank, and the run goes on from its last checkpoint (`qthink train --resume`).
 from __future__ import annotations
 
 import os
+import threading
 
 import ray
 from ray.exceptions import RayActorError, RayError
@@ -101,6 +102,10 @@ class LearnerGroup:
         self.ranks = [Learner.options(**options(r)).remote(r, cfg.num_ranks) for r in range(cfg.num_ranks)]
         addr, port = ray.get(self.ranks[0].master_address.remote())
         self.pids = ray.get([r.setup.remote(model_dir, cfg, addr, port, temperature) for r in self.ranks])
+        # Held through every update. A weight sync from another thread (a rollout worker replaced during a
+        # one-step-off rollout) waits for the step to end, and `steps` tells it which weights it then sends.
+        self.stepping = threading.RLock()
+        self.steps = 0
 
     def _call(self, method: str, per_rank: list[tuple]) -> list:
         """`method(*per_rank[k])` on rank k, for every rank; the results in rank order."""
@@ -134,7 +139,10 @@ class LearnerGroup:
     def _step(self, method: str, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
               off_policy: bool = False) -> dict:
         shards = shard_batch(sequences, media, len(self.ranks), self.cfg, self.max_tokens, off_policy)
-        return merge_rank_metrics(self._call(method, [(s,) for s in shards]))
+        with self.stepping:
+            metrics = merge_rank_metrics(self._call(method, [(s,) for s in shards]))
+            self.steps += 1
+        return metrics
 
     def train_step(self, sequences: list[RolloutSample], media: dict[str, RolloutRequest],
                    off_policy: bool = False) -> dict:

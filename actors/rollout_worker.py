@@ -115,6 +115,7 @@ class RolloutPool:
         self.sync_timeout_s, self.call_timeout_s, self.max_restarts = sync_timeout_s, call_timeout_s, max_restarts
         self.sync_bucket_bytes = sync_bucket_mb << 20
         self.learner, self.version = None, None  # where weights come from, and the version the workers hold
+        self.synced_steps = 0  # the learner's step count at the last sync
         self.members: list[int] | None = None  # the workers in the live transfer group (None: no group)
         self.update_info: dict | None = None  # its bucket plan
         self.restarts = 0
@@ -142,7 +143,7 @@ class RolloutPool:
             except RayActorError:  # died while starting (its node is going away too): place another
                 continue
         if self.learner is not None:
-            self._sync(self.learner, self.version, [i])
+            self._sync(self.learner, None, [i])
 
     def chunk_size(self, num_requests: int) -> int:
         return max(1, math.ceil(num_requests / (len(self.workers) * self.chunks_per_worker)))
@@ -162,9 +163,19 @@ class RolloutPool:
         WeightSyncError on a timeout, a dead worker or learner rank, or a failed transfer."""
         return self._sync(learner, version, list(range(len(self.workers))))
 
-    def _sync(self, learner, version: int, members: list[int]) -> float:
+    def _sync(self, learner, version: int | None, members: list[int]) -> float:
         """The weights to workers `members`, through a group of exactly them (built anew when the live group
-        has other members), all within one `sync_timeout_s`."""
+        has other members), all within one `sync_timeout_s`. A learner step under way in another thread (the
+        one-step-off driver's) ends first, outside that deadline: its calls would queue behind the step anyway.
+        `version` None: the weights the learner holds then, one version past the last sync per step since."""
+        with learner.stepping:
+            if version is None:
+                version = self.version + learner.steps - self.synced_steps
+            seconds = self._transfer(learner, version, members)
+            self.synced_steps = learner.steps
+            return seconds
+
+    def _transfer(self, learner, version: int, members: list[int]) -> float:
         start = time.perf_counter()
         deadline = time.monotonic() + self.sync_timeout_s
         receiving: dict = {}

@@ -1,6 +1,7 @@
 """The pool's scheduling with time-modelled workers (the engine is not what these tests are about)."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -37,6 +38,37 @@ def learner(ray_local, tiny_model_dir):
     yield group
     for rank in group.ranks:
         ray.kill(rank)
+
+
+def test_a_worker_replaced_while_the_learner_steps_waits_for_the_step_and_gets_the_weights_it_made(
+        learner, tiny_model_dir):
+    """One-step-off: step t+1's rollout runs while the learner takes step t. A worker that dies in it is
+    replaced; its weights come after that step, whose time does not count against the sync's deadline, and
+    carry the version that step made (they used to be labelled one version old, and a step longer than
+    `sync_timeout_s` failed the rollout)."""
+    from learner_batch import grpo_batch
+
+    _, seqs, media = grpo_batch(tiny_model_dir)
+    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), 1, sync_timeout_s=5)
+    pool.broadcast_weights(learner, version=7)
+    started = threading.Event()
+
+    def long_step():  # a real update, then longer than a sync may take, still inside the step
+        with learner.stepping:
+            started.set()
+            learner.train_step(seqs, media)
+            time.sleep(8)
+
+    stepping = threading.Thread(target=long_step)
+    stepping.start()
+    started.wait()
+    ray.kill(pool.workers[0])
+    groups = pool.generate(_requests(4))
+    stepping.join()
+    assert pool.restarts == 1
+    assert {s.policy_version for g in groups for s in g} == {8}
+    pool.broadcast_weights(learner, version=8)  # the driver's sync after the step: the same version for all
+    assert {s.policy_version for g in pool.generate(_requests(2)) for s in g} == {8}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
