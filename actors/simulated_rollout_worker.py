@@ -14,7 +14,7 @@ import time
 import ray
 
 from rollout.records import RolloutRequest, RolloutSample
-from rollout.weight_transfer import BucketReceiver, close_group, metas_from_info, open_group
+from rollout.weight_transfer import BucketReceiver, metas_from_info, open_group
 
 
 class ModelessReceiver:
@@ -23,17 +23,16 @@ class ModelessReceiver:
     def init_weight_transfer(self, init_info: dict) -> None:
         self.group = open_group(init_info["master_address"], init_info["master_port"], init_info["rank_offset"],
                                 init_info["world_size"], init_info["timeout_s"])
-        self.timeout_s = init_info["timeout_s"]
 
     def close_weight_transfer(self) -> None:
         if getattr(self, "group", None) is not None:
-            close_group(self.group)
+            self.group.close()
             self.group = None
 
     def receive_weights(self, update_info: dict, version: int) -> int:
         metas = metas_from_info(update_info["names"], update_info["dtype_names"], update_info["shapes"])
         receiver = BucketReceiver(metas, update_info["buckets"])
-        received = receiver.receive(self.group, lambda pairs: None, self.timeout_s)
+        received = receiver.receive(self.group, lambda pairs: None)
         self.version = version
         return received
 

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rollout.weight_transfer import BucketReceiver, BucketSender, plan_buckets, tensor_meta
+from rollout.weight_transfer import BucketReceiver, BucketSender, TransferGroup, plan_buckets, tensor_meta
 
 RESULTS = Path(__file__).parent / "results" / "weight_transfer_wire_{device}.json"
 
@@ -52,7 +52,7 @@ def model_weights(hidden: int, layers: int, vocab: int, dtype: torch.dtype, devi
 def member(rank: int, world: int, port: int, args, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
-    group = dist.group.WORLD
+    group = TransferGroup(dist.group.WORLD)
     dtype = getattr(torch, args.dtype)
     weights = model_weights(args.hidden, args.layers, args.vocab, dtype, args.device)
     metas = [tensor_meta(n, t) for n, t in weights]

@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 
 from learners.lora import is_lora, merged_parameters
-from rollout.weight_transfer import BucketSender, close_group, open_group, plan_buckets, tensor_meta, update_info
+from rollout.weight_transfer import BucketSender, open_group, plan_buckets, tensor_meta, update_info
 
 _MEMORY_TO_CHECKPOINT = (("model.language_model.", "model."), ("model.visual.", "visual."))
 
@@ -76,14 +76,14 @@ class WeightSender:
                       for name, p in _named_weights(module) if not (skip_vision and name.startswith("visual."))]
         self.buckets = plan_buckets(self.metas, bucket_bytes)
         self.sender = BucketSender(self.metas, self.buckets, next(module.parameters()).device) if rank == 0 else None
-        self.group, self.timeout_s = None, None
+        self.group = None
 
     def update_info(self) -> dict:
         return update_info(self.metas, self.buckets)
 
     def connect(self, address: str, port: int, world_size: int, timeout_s: float, backend: str) -> None:
         self.close()
-        self.group, self.timeout_s = open_group(address, port, 0, world_size, timeout_s, backend), timeout_s
+        self.group = open_group(address, port, 0, world_size, timeout_s, backend)
 
     def send(self) -> int:
         """Bytes sent (0 on the other ranks)."""
@@ -91,7 +91,7 @@ class WeightSender:
         if self.sender is not None:
             if self.group is None:
                 raise RuntimeError("weight sync: send before connect")
-            return self.sender.send(self.group, pairs, self.timeout_s)
+            return self.sender.send(self.group, pairs)
         if self.zero_stage == 3:
             for _ in pairs:
                 pass
@@ -99,5 +99,5 @@ class WeightSender:
 
     def close(self) -> None:
         if self.group is not None:
-            close_group(self.group)
+            self.group.close()
             self.group = None

@@ -22,7 +22,7 @@ from vllm.distributed.weight_transfer.base import (
     WeightTransferUpdateInfo,
 )
 
-from rollout.weight_transfer import BucketReceiver, close_group, metas_from_info, open_group
+from rollout.weight_transfer import BucketReceiver, metas_from_info, open_group
 
 
 def repack_tied_output_layer(model: torch.nn.Module) -> None:
@@ -92,7 +92,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.group, self.receiver, self.timeout_s = None, None, None
+        self.group, self.receiver = None, None
         self.kept_layers = KeptLayers()
 
     def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
@@ -101,7 +101,6 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
         backend = "nccl" if self.device.type == "cuda" else "gloo"  # as the learner's, whose ranks hold GPUs
         self.group = open_group(init_info.master_address, init_info.master_port, rank, init_info.world_size,
                                 init_info.timeout_s, backend)
-        self.timeout_s = init_info.timeout_s
 
     def start_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
@@ -117,7 +116,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
         metas = metas_from_info(update_info.names, update_info.dtype_names, update_info.shapes)
         if self.receiver is None or not self.receiver.matches(metas, update_info.buckets):
             self.receiver = BucketReceiver(metas, update_info.buckets, self.device)
-        self.receiver.receive(self.group, self.model.load_weights, self.timeout_s)
+        self.receiver.receive(self.group, self.model.load_weights)
 
     def finish_weight_update(self) -> None:
         from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
@@ -128,7 +127,7 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
 
     def shutdown(self) -> None:
         if self.group is not None:
-            close_group(self.group)
+            self.group.close()
             self.group = None
 
 

@@ -13,8 +13,9 @@ posted at once, each loaded as it lands. They must outlive the update: vLLM's la
 of what it was given until the end for layers it cannot process early (a padded vocabulary).
 
 Every collective waits at most the group's timeout: a dead or stuck peer ends a sync with an error. The
-waits say the timeout again (`timeout_s`): gloo keeps to the group's anyway, but an NCCL wait without one only
-orders the GPU stream, and a stuck peer would be found by NCCL's watchdog, which ends the process instead.
+waits say the timeout again (`TransferGroup.timeout_s`): gloo keeps to the group's anyway, but an NCCL wait
+without one only orders the GPU stream, and a stuck peer would be found by NCCL's watchdog, which ends the
+process instead.
 """
 
 from __future__ import annotations
@@ -95,32 +96,38 @@ def _view(buffer: torch.Tensor, offset: int, meta: TensorMeta) -> torch.Tensor:
     return buffer[offset : offset + meta.nbytes].view(meta.torch_dtype).view(meta.shape)
 
 
-def open_group(address: str, port: int, rank: int, world_size: int, timeout_s: float, backend: str = "gloo"):
+@dataclass
+class TransferGroup:
+    """A process group and the most any wait on it may take (None: the group's own timeout)."""
+
+    process_group: object  # torch.distributed.ProcessGroup
+    timeout_s: float | None = None
+
+    def broadcast(self, tensor: torch.Tensor):
+        options = torch.distributed.BroadcastOptions()
+        options.rootRank = 0
+        return self.process_group.broadcast([tensor], options)
+
+    def finish(self, work) -> None:
+        """Waits for `work` on the host."""
+        if self.timeout_s is None:
+            work.wait()
+        else:
+            work.wait(timedelta(seconds=self.timeout_s))
+
+    def close(self) -> None:
+        from vllm.distributed.utils import stateless_destroy_torch_distributed_process_group
+
+        stateless_destroy_torch_distributed_process_group(self.process_group)
+
+
+def open_group(address: str, port: int, rank: int, world_size: int, timeout_s: float,
+               backend: str = "gloo") -> TransferGroup:
     """A process group of its own (not torch's global one, which DeepSpeed and vLLM already use)."""
     from vllm.distributed.utils import stateless_init_torch_distributed_process_group
 
-    return stateless_init_torch_distributed_process_group(address, port, rank, world_size, backend,
-                                                          timeout=timedelta(seconds=timeout_s))
-
-
-def close_group(group) -> None:
-    from vllm.distributed.utils import stateless_destroy_torch_distributed_process_group
-
-    stateless_destroy_torch_distributed_process_group(group)
-
-
-def _broadcast(group, tensor: torch.Tensor):
-    options = torch.distributed.BroadcastOptions()
-    options.rootRank = 0
-    return group.broadcast([tensor], options)
-
-
-def _finish(work, timeout_s: float | None) -> None:
-    """Waits for `work` on the host, at most `timeout_s` (None: the group's own timeout)."""
-    if timeout_s is None:
-        work.wait()
-    else:
-        work.wait(timedelta(seconds=timeout_s))
+    return TransferGroup(stateless_init_torch_distributed_process_group(
+        address, port, rank, world_size, backend, timeout=timedelta(seconds=timeout_s)), timeout_s)
 
 
 class BucketSender:
@@ -131,7 +138,7 @@ class BucketSender:
         largest = max((bucket_offsets(metas, b)[1] for b in buckets), default=0)
         self.buffers = [torch.empty(largest, dtype=torch.uint8, device=device) for _ in range(min(2, len(buckets)))]
 
-    def send(self, group, pairs: Iterable[tuple[str, torch.Tensor]], timeout_s: float | None = None) -> int:
+    def send(self, group: TransferGroup, pairs: Iterable[tuple[str, torch.Tensor]]) -> int:
         """Returns the bytes sent."""
         pairs, pending, sent = iter(pairs), None, 0
         for k, bucket in enumerate(self.buckets):
@@ -144,10 +151,10 @@ class BucketSender:
                                      f"{meta.name} {meta.dtype} {meta.shape}")
                 _view(buffer, offset, meta).copy_(t)
             if pending is not None:
-                _finish(pending, timeout_s)  # bucket k-1 has left: its buffer is free for bucket k+1
-            pending, sent = _broadcast(group, buffer[:size]), sent + size
+                group.finish(pending)  # bucket k-1 has left: its buffer is free for bucket k+1
+            pending, sent = group.broadcast(buffer[:size]), sent + size
         if pending is not None:
-            _finish(pending, timeout_s)
+            group.finish(pending)
         if next(pairs, None) is not None:
             raise ValueError(f"more weights than the {len(self.metas)} announced to the receivers")
         return sent
@@ -171,18 +178,17 @@ class BucketReceiver:
     def matches(self, metas: list[TensorMeta], buckets: list[list[int]]) -> bool:
         return metas == self.metas and buckets == self.buckets
 
-    def receive(self, group, load: Callable[[list[tuple[str, torch.Tensor]]], object],
-                timeout_s: float | None = None) -> int:
+    def receive(self, group: TransferGroup, load: Callable[[list[tuple[str, torch.Tensor]]], object]) -> int:
         """Returns the bytes received."""
         landing = [self.buffers[k if self.per_bucket else k % 2][:size] for k, (_, size) in enumerate(self.layouts)]
         if self.per_bucket:
-            works = [_broadcast(group, buffer) for buffer in landing]  # all posted: each lands while others load
+            works = [group.broadcast(buffer) for buffer in landing]  # all posted: each lands while others load
         else:
-            works = [_broadcast(group, landing[0])] if landing else []
+            works = [group.broadcast(landing[0])] if landing else []
         for k, (bucket, (offsets, _)) in enumerate(zip(self.buckets, self.layouts)):
-            _finish(works[k], timeout_s)
+            group.finish(works[k])
             if not self.per_bucket and k + 1 < len(landing):
-                works.append(_broadcast(group, landing[k + 1]))  # lands in the buffer bucket k-1 left
+                works.append(group.broadcast(landing[k + 1]))  # lands in the buffer bucket k-1 left
             pairs = [(self.metas[i].name, _view(landing[k], off, self.metas[i])) for i, off in zip(bucket, offsets)]
             load(pairs if self.per_bucket else [(name, t.clone()) for name, t in pairs])
         return sum(size for _, size in self.layouts)

@@ -13,7 +13,6 @@ from actors.rollout_worker import RolloutPool, WeightSyncError
 from actors.simulated_rollout_worker import ModelessReceiver, SimulatedRolloutWorker
 from learners.config import LearnerConfig
 from rollout.records import RolloutRequest, RolloutSample
-from rollout.weight_transfer import close_group
 
 
 def _requests(k):
@@ -164,7 +163,7 @@ class FaultyWorker(ModelessReceiver):
         if version == self.stuck_at_version:  # never joins the broadcast: a stuck engine
             time.sleep(3600)
         if version == self.dies_at_version:  # in the group, inside the sync: killed. Its sockets close a second
-            close_group(self.group)  # before Ray sees the death (as on a loaded machine): the learner's send
+            self.group.close()  # before Ray sees the death (as on a loaded machine): the learner's send
             time.sleep(1)  # fails first, and the error must still name the dead worker
             os._exit(1)
         return super().receive_weights(update_info, version)

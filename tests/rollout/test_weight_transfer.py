@@ -10,7 +10,6 @@ from rollout.weight_transfer import (
     BucketReceiver,
     BucketSender,
     TensorMeta,
-    close_group,
     layer_of,
     open_group,
     plan_buckets,
@@ -75,5 +74,5 @@ def test_two_receivers_get_every_tensor_bit_exact_over_gloo_and_a_mismatch_is_na
     with pytest.raises(ValueError, match="sending model.embed_tokens.weight torch.float64"):
         BucketSender(metas, buckets).send(None, iter(wrong))
     for g in groups.values():
-        close_group(g)
+        g.close()
     assert TensorMeta("x", "bfloat16", (3, 4)).nbytes == 24
