@@ -7,7 +7,7 @@ import numpy as np
 
 from cluster.config import QThinkConfig
 from rewards import Preset
-from rollout.manifest import ManifestReader, Sample
+from rollout.manifest import Sample
 from rollout.multiframe import multiframe_view
 from rollout.records import RolloutRequest
 
@@ -30,16 +30,6 @@ def media_request(prompt_id: str, media_type: str, media, preset: Preset, cfg: Q
 
 def request_for(sample: Sample, seed: int | None, preset: Preset, cfg: QThinkConfig) -> RolloutRequest:
     return media_request(sample.row.id, sample.row.media_type, sample.media, preset, cfg, seed)
-
-
-def next_samples(reader: ManifestReader, stream, count: int) -> list[Sample]:
-    """`count` usable samples from an endless reader stream (bad media are skipped and counted by it)."""
-    out = []
-    for sample in stream:
-        out.append(sample)
-        if len(out) == count:
-            return out
-    raise RuntimeError(f"{reader.manifest.path}: no usable media left (skipped: {dict(reader.skip_counts)})")
 
 
 def prompt_token_ids(processor, request: RolloutRequest) -> list[int]:

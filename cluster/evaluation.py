@@ -16,7 +16,7 @@ import ray
 
 from cluster.config import QThinkConfig
 from cluster.placement import near_engines
-from cluster.remote_media import decode_remote
+from cluster.remote_media import Decoded, decode_remote
 from rewards import Preset
 from rewards.metrics import pristine_above_worst, quality_metrics
 from rollout.manifest import ManifestReader, ManifestRow, MediaOptions
@@ -42,8 +42,8 @@ def evaluate(pool, manifests: list[str], preset: Preset, cfg: QThinkConfig, samp
                 break
             batch = []
             for (row, _), (status, ref) in zip(taken, decode_remote(taken, reader.options, context, where)):
-                if isinstance(status, str):
-                    batch.append((row, RequestRef(row.id, status, ref, seed=len(batch))))
+                if isinstance(status, Decoded):
+                    batch.append((row, RequestRef(row.id, status.media_type, ref, seed=len(batch))))
                 else:
                     reader.record_skip(row, *status)
             items += _score(pool, batch, preset, cfg, samples)

@@ -79,7 +79,6 @@ class Run:
                 self.sft_reader.load_state_dict(state["sft_cursor"])
             self.sync_weights()
             print(f"resumed from checkpoint step {latest}: stage {self.stage}, step {self.step}")
-        self.sft_stream = iter(self.sft_reader) if self.sft_reader is not None else None
 
     def sync_weights(self) -> float:
         return self.rollout.broadcast_weights(self.learner, version=self.version)
