@@ -4,9 +4,9 @@ import ray
 from PIL import Image
 
 from actors.media import fetched
-from cluster.batches import request_for
+from cluster.batches import prompt_token_ids, request_for
 from cluster.config import load_config
-from cluster.remote_media import remote_rollout_batch
+from cluster.remote_media import remote_rollout_batch, usable_requests
 from rewards import PRESETS
 from rollout.demo.synthetic import build_synthetic_benchmark
 from rollout.manifest import ManifestReader, ManifestRow, Sample
@@ -69,3 +69,22 @@ def test_media_decoded_off_the_driver_equal_the_driver_path_and_bad_rows_are_cou
     videos = [r for r in got if r.media_type == "video" and r.variant == "original"]
     for original, copy in zip(videos, [r for r in got if r.variant == "perturbed"], strict=True):
         assert not np.array_equal(copy.frames, original.frames)
+
+
+def test_sft_prompt_ids_from_the_decode_tasks_are_the_drivers_expansion_of_the_same_media(
+        ray_local, manifest, tiny_model_dir):
+    """SFT rows reach the learner by reference; the prompt ids the learner trains on come from the decode tasks
+    (the processor expands them from the pixels) and equal what the driver used to compute from its own copy."""
+    from transformers import AutoProcessor
+
+    path, bad = manifest
+    cfg, preset = load_config(None, [f"model.path={tiny_model_dir}"]), PRESETS["qthink"]
+    usable = usable_requests(ManifestReader(path, seed=0), 6, ray.put((preset, cfg)), prompt_ids=True)
+    local = [s for _, s in zip(range(6), ManifestReader(path, seed=0))]
+    assert [row.id for row, _, _ in usable] == [s.row.id for s in local] and bad not in [s.row.id for s in local]
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    want = [prompt_token_ids(processor, request_for(s, None, preset, cfg)) for s in local]
+    assert [decoded.prompt_ids for _, decoded, _ in usable] == want
+    pads = {processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}
+    assert {s.row.media_type for s in local} == {"image", "video"}
+    assert all(len(pads & set(ids)) == 1 for ids in want)  # each expanded from its own media
