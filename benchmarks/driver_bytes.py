@@ -10,6 +10,9 @@ groups: the same both ways). Videos are real H.264 files at 448 px from the demo
 decoded with decord, through the real request builders; token counts are those of the tiny model's
 processor (the same patch and merge sizes as Qwen2.5-VL), responses `--response-tokens` long.
 
+An SFT step at the same shape is counted too (one target response per prompt, no rollout): before, the
+driver decoded the rows and expanded the prompts itself; now the decode tasks do both and return the ids.
+
     .venv/bin/python -m benchmarks.driver_bytes [--prompts 16] [--response-tokens 256]
 """
 
@@ -62,21 +65,23 @@ def main():
     from cluster.config import ClusterConfig, load_config
     from cluster.evaluation import media_options
     from cluster.ray_cluster import init_ray
-    from cluster.remote_media import remote_rollout_batch
+    from cluster.remote_media import remote_rollout_batch, usable_requests
+    from learners.policy_trainer import shard_batch
     from rewards import get_preset
     from rollout.demo.synthetic import build_synthetic_benchmark
     from rollout.demo.tiny_model import ensure_tiny_model
     from rollout.manifest import ManifestReader
     from rollout.perturbations import perturbed_copy
-    from rollout.records import RolloutSample
+    from rollout.records import RequestRef, RolloutSample
 
     bench = ROOT / "driver-bytes-videos"
     if not (bench / "train.parquet").exists():
         build_synthetic_benchmark(bench, images=0, videos=max(24, args.prompts + 4), video_size=448, video_frames=12)
+    processor_dir = ensure_tiny_model(ROOT / "model-tiny")  # SFT's decode tasks expand prompts with its processor
     cfg = load_config("configs/vqathinker.yaml", [f"data.train={bench / 'train.parquet'}", "data.test=[]",
-                                                  f"train.prompts_per_step={args.prompts}"])
+                                                  f"train.prompts_per_step={args.prompts}",
+                                                  f"model.path={processor_dir}"])
     preset = get_preset(cfg.reward.preset)
-    processor_dir = ensure_tiny_model(ROOT / "model-tiny")
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(processor_dir)
@@ -118,6 +123,27 @@ def main():
     for row in (before, after):
         row["total"] = sum(v for k, v in row.items() if k != "total")
         row["total_without_results"] = row["total"] - row["results"]
+
+    # SFT: one target per prompt; the learner shards carry the media (before) or references (after), and
+    # after, the decode tasks' statuses (each prompt's token ids) come back to the driver
+    def sft_shards(requests, ids):
+        targets = [RolloutSample(r.prompt_id, i, list(range(args.response_tokens))) for r, i in zip(requests, ids)]
+        shards = shard_batch(targets, {r.prompt_id: r for r in requests}, cfg.learner.num_ranks, cfg.learner,
+                             cfg.rollout.max_tokens)
+        return sum(_size(shard) for shard in shards)
+
+    reader = ManifestReader(cfg.data.train, seed=seed, options=media_options(cfg))
+    usable = usable_requests(reader, args.prompts, context, prompt_ids=True)
+    sft_refs = [RequestRef(row.id, decoded.media_type, ref) for row, decoded, ref in usable]
+    sft_ids = [decoded.prompt_ids for _, decoded, _ in usable]
+    assert sft_ids == [prompt_token_ids(processor, r) for r in originals]  # the same prompts, expanded off the driver
+    sft = {"before": {"decoded_in_driver": _pixels(originals), "learner_args": sft_shards(originals, sft_ids),
+                      "task_statuses": 0},
+           "after": {"decoded_in_driver": 0, "learner_args": sft_shards(sft_refs, sft_ids),
+                     "task_statuses": sum(_size(decoded) for _, decoded, _ in usable)}}
+    for row in sft.values():
+        row["total"] = sum(row.values())
+    sft["reduction"] = sft["before"]["total"] / sft["after"]["total"]
     result = {"benchmark": "driver_bytes", "machine": machine("ray"), "shape": {
         "prompts": args.prompts, "frames": cfg.data.num_frames, "max_pixels": cfg.data.max_pixels,
         "perturbed_copies": sum(r.variant == "perturbed" for r in refs), "n": cfg.rollout.n,
@@ -125,7 +151,7 @@ def main():
         "response_tokens": args.response_tokens, "frame_shape": list(np.asarray(before_requests[0].frames).shape)},
         "before": before, "after": after, "reduction": before["total"] / after["total"],
         "reduction_without_results": before["total_without_results"] / after["total_without_results"],
-        "driver_decode_s": decode_s, "remote_decode_first_s": remote_s[0], "remote_decode_s": remote_s[1],
+        "sft": sft, "driver_decode_s": decode_s, "remote_decode_first_s": remote_s[0], "remote_decode_s": remote_s[1],
         "notes": "perturbed copies are made by the rollout worker that fetches the original (no object of their own)"}
     print(f"{'bytes per step':24} {'before':>12} {'after':>12}")
     for key in ("decoded_in_driver", "rollout_args", "learner_args", "results", "total"):
@@ -133,6 +159,7 @@ def main():
     print(f"reduction {result['reduction']:.0f}x ({result['reduction_without_results']:.0f}x without the sampled "
           f"groups); decode in the driver {decode_s:.2f} s, by tasks {remote_s[1]:.2f} s ({remote_s[0]:.2f} s the "
           "first time, starting their workers)")
+    print(f"SFT step: {sft['before']['total']:,d} -> {sft['after']['total']:,d} bytes ({sft['reduction']:.0f}x)")
     write_result(result, args.out)
 
 
