@@ -1,11 +1,11 @@
 """A step's media decoded by Ray tasks on the rollout engines' nodes, not in the driver: a few tasks decode
 the step's rows and leave each engine request (pixels and all) in the object store. GRPO, SFT and evaluation
 all take their media this way; for SFT rows the tasks also expand the prompt's token ids (the processor needs
-the decoded media for that, and the learner needs the ids). The driver keeps
-`RequestRef`s: ids, seeds and object references. Rollout workers and learner ranks fetch the requests on their
-own nodes, and a rollout worker makes a video's perturbed copy (VQAThinker's temporal reward) from the frames
-it fetched. So the pixels of a step never pass through the driver (it used to decode them and send them twice:
-to the engines, then to the learner ranks; benchmarks/driver_bytes.py measures both).
+the decoded media for that, and the learner needs the ids). The driver keeps `RequestRef`s: ids, seeds and
+object references. Rollout workers and learner ranks fetch the requests on their own nodes, and a rollout
+worker makes a video's perturbed copy (VQAThinker's temporal reward) from the frames it fetched. So the
+pixels of a step never pass through the driver (it used to decode them and send them twice: to the engines,
+then to the learner ranks; benchmarks/driver_bytes.py measures both).
 
 The reader's cursor, its skip counts and the per-request seeds are those of decoding in the driver: rows
 are taken in order, a bad row is recorded by the reason its task reports, the seeds are given by position
