@@ -165,8 +165,9 @@ class RolloutPool:
 
     def _sync(self, learner, version: int | None, members: list[int]) -> float:
         """The weights to workers `members`, through a group of exactly them (built anew when the live group
-        has other members), all within one `sync_timeout_s`. A learner step under way in another thread (the
-        one-step-off driver's) ends first, outside that deadline: its calls would queue behind the step anyway.
+        has other members), all within one `sync_timeout_s`. Outside that deadline, first: engines still starting,
+        and a learner step under way in another thread (the one-step-off driver's; the sync's calls would queue
+        behind it anyway).
         `version` None: the weights the learner holds then, one version past the last sync per step since."""
         with learner.stepping:
             if version is None:
@@ -176,22 +177,28 @@ class RolloutPool:
             return seconds
 
     def _transfer(self, learner, version: int, members: list[int]) -> float:
-        start = time.perf_counter()
-        deadline = time.monotonic() + self.sync_timeout_s
-        receiving: dict = {}
+        what = f"weight sync v{version}"
+        # Engines still starting (a fresh pool, a resumed run: minutes for a large model on GPUs) are waited for
+        # first, as long as a rollout call may take: their start must not count against the sync's deadline.
+        pending = {self.workers[i].pid.remote(): i for i in members}  # the members' calls: failed ones are replaced
         try:
+            limit = self.call_timeout_s
+            self._wait({ref: f"rollout worker {i}" for ref, i in pending.items()}, what,
+                       None if limit is None else time.monotonic() + limit, limit)
+            start = time.perf_counter()
+            deadline = time.monotonic() + self.sync_timeout_s
             if self.members != members:
                 self._connect(learner, members, deadline)
-            receiving = {self.workers[i].receive_weights.remote(self.update_info, version): i for i in members}
-            calls = {ref: f"rollout worker {i}" for ref, i in receiving.items()}
+            pending = {self.workers[i].receive_weights.remote(self.update_info, version): i for i in members}
+            calls = {ref: f"rollout worker {i}" for ref, i in pending.items()}
             calls.update({r.send_weights.remote(): f"learner rank {k}" for k, r in enumerate(learner.ranks)})
-            self._wait(calls, f"weight sync v{version}", deadline)
+            self._wait(calls, what, deadline)
         except WeightSyncError:
-            # The group is unusable, and so is an engine left in a half-finished update (or stuck, or dead):
-            # those are replaced now, and the next sync builds a new group.
+            # The group is unusable, and so is an engine left dead, stuck or in a half-finished update: those
+            # are replaced now, and the next sync builds a new group.
             self.members = None
-            done, _ = ray.wait(list(receiving), num_returns=len(receiving), timeout=0)
-            for ref, i in receiving.items():
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref, i in pending.items():
                 if ref not in done or not _succeeded(ref):
                     self._replace(i)
             raise
@@ -217,13 +224,15 @@ class RolloutPool:
         self._wait(calls, "weight-transfer group", deadline)
         self.learner, self.members, self.update_info = learner, members, ray.get(next(iter(plans)))
 
-    def _wait(self, calls: dict, what: str, deadline: float) -> None:
+    def _wait(self, calls: dict, what: str, deadline: float | None, limit_s: float | None = None) -> None:
+        """All `calls` by `deadline` (None: no deadline; `limit_s`, default `sync_timeout_s`, names it)."""
         try:
-            ray.get(list(calls), timeout=max(0.0, deadline - time.monotonic()))
+            ray.get(list(calls), timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except GetTimeoutError as e:
             done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=0)
             late = [name for ref, name in calls.items() if ref not in done]
-            raise WeightSyncError(f"{what}: {', '.join(late)} did not finish within {self.sync_timeout_s:.0f}s") from e
+            limit_s = self.sync_timeout_s if limit_s is None else limit_s
+            raise WeightSyncError(f"{what}: {', '.join(late)} did not finish within {limit_s:.0f}s") from e
         except (RayActorError, RayTaskError) as e:
             # A member that dies mid-transfer resets its peers' sockets; their errors often reach us before Ray
             # has noticed the death. Give the rest a few seconds to settle so the cause is named, dead first.

@@ -48,7 +48,7 @@ def test_a_worker_replaced_while_the_learner_steps_waits_for_the_step_and_gets_t
     from learner_batch import grpo_batch
 
     _, seqs, media = grpo_batch(tiny_model_dir)
-    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), 1, sync_timeout_s=5)
+    pool = RolloutPool(lambda i: SimulatedRolloutWorker.remote(2e-3, 8, 2), 1, sync_timeout_s=8)
     pool.broadcast_weights(learner, version=7)
     started = threading.Event()
 
@@ -56,7 +56,7 @@ def test_a_worker_replaced_while_the_learner_steps_waits_for_the_step_and_gets_t
         with learner.stepping:
             started.set()
             learner.train_step(seqs, media)
-            time.sleep(8)
+            time.sleep(12)
 
     stepping = threading.Thread(target=long_step)
     stepping.start()
@@ -125,6 +125,14 @@ def test_a_worker_stuck_in_a_sync_fails_it_within_the_deadline_and_the_next_sync
     assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {3}
 
 
+def test_engines_still_starting_are_waited_for_before_a_syncs_deadline_starts(learner):
+    """A resumed run syncs right after creating its engines, which take minutes to start for a large model on
+    GPUs: that start used to count against `sync_timeout_s` and fail the resume."""
+    pool = RolloutPool(lambda i: FaultyWorker.remote(starts_in_s=12), 2, sync_timeout_s=8)
+    pool.broadcast_weights(learner, version=1)
+    assert {s.policy_version for g in pool.generate(_requests(4)) for s in g} == {1}
+
+
 def test_a_worker_killed_inside_a_sync_fails_it_naming_the_worker_and_the_next_sync_goes_through(learner):
     pool = RolloutPool(lambda i: FaultyWorker.remote(dies_at_version=2) if i == 0 else
                        SimulatedRolloutWorker.remote(1e-4, 8, 2), 2, sync_timeout_s=15)
@@ -141,10 +149,12 @@ def test_a_worker_killed_inside_a_sync_fails_it_naming_the_worker_and_the_next_s
 class FaultyWorker(ModelessReceiver):
     """Returns one sample per request at once, except: a chunk holding the prompt `poison` kills its worker
     (every time); the first call that finds no `marker` file hangs (once: a hung engine), as does the weight
-    sync to `stuck_at_version`; it dies inside the sync to `dies_at_version`."""
+    sync to `stuck_at_version`; it dies inside the sync to `dies_at_version`; it takes `starts_in_s` to start."""
 
-    def __init__(self, marker: str = "", stuck_at_version: int = -1, dies_at_version: int = -1):
+    def __init__(self, marker: str = "", stuck_at_version: int = -1, dies_at_version: int = -1,
+                 starts_in_s: float = 0.0):
         self.marker, self.stuck_at_version, self.dies_at_version = marker, stuck_at_version, dies_at_version
+        time.sleep(starts_in_s)
 
     def generate(self, requests, n=None, **overrides):
         if any(r.prompt_id == "poison" for r in requests):
